@@ -1,0 +1,124 @@
+import { z } from 'zod'
+import { invalidOption } from './errors.js'
+import type { ChallengeHook, OnError } from './options.js'
+import type { Checkpoint, CheckpointStatus, FailureClass, Verdict } from './types.js'
+
+/** A fixed value, or a function reading it from the request (its already-parsed body, a header, …). */
+export type Extractor<Native, T> = T | ((request: Native) => T | null | undefined)
+
+export interface CheckpointSpec<Native = unknown> {
+  /** What is happening: `'login'`, `'signup'`, `'checkout'`, … */
+  event: string
+  /** Defaults to `'attempted'`. */
+  status?: Extractor<Native, CheckpointStatus>
+  email?: Extractor<Native, string>
+  phone?: Extractor<Native, string>
+  deviceToken?: Extractor<Native, string>
+  transaction?: Extractor<Native, Record<string, unknown>>
+  metadata?: Extractor<Native, Record<string, string>>
+  /** Verdict on backend failure at this checkpoint, e.g. `'deny'` to fail closed at checkout. Defaults to the gate's `onError`. */
+  onError?: OnError
+  /** Step-up hook for a challenge at this checkpoint. Defaults to the gate's `challenge.hook`. */
+  challenge?: ChallengeHook<Native>
+}
+
+export interface CompiledCheckpoint<Native> {
+  readonly event: string
+  extract(request: Native): Checkpoint
+  /** Failure classes this checkpoint maps differently from the gate. */
+  readonly onError: Partial<Record<FailureClass, Verdict>> | undefined
+  readonly challenge: ChallengeHook<Native> | undefined
+}
+
+const STATUSES: readonly CheckpointStatus[] = ['attempted', 'succeeded', 'failed']
+const MAX_SIGNAL_LENGTH = 512
+const MAX_METADATA_ENTRIES = 50
+
+const fn = z.custom<(...args: never[]) => unknown>((value) => typeof value === 'function')
+const stringOrFn = z.union([z.string().max(MAX_SIGNAL_LENGTH), fn])
+const verdict = z.enum(['allow', 'challenge', 'deny', 'review'])
+const failures = ['timeout', 'network', 'server', 'client', 'invalid'] as const
+
+const specSchema = z.strictObject({
+  event: z.string().regex(/^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/),
+  status: z.union([z.enum(STATUSES as [CheckpointStatus, ...CheckpointStatus[]]), fn]).optional(),
+  email: stringOrFn.optional(),
+  phone: stringOrFn.optional(),
+  deviceToken: stringOrFn.optional(),
+  transaction: z.union([z.record(z.string(), z.unknown()), fn]).optional(),
+  metadata: z.union([z.record(z.string(), z.string()), fn]).optional(),
+  onError: z.union([verdict, z.partialRecord(z.enum(failures), verdict)]).optional(),
+  challenge: fn.optional(),
+})
+
+const accepted: Record<string, string> = {
+  event: 'a name such as "login" (a letter, then letters, digits, "_", ".", ":" or "-", at most 64)',
+  status: "'attempted', 'succeeded', 'failed' or a function returning one",
+  email: 'a string or a function of the request',
+  phone: 'a string or a function of the request',
+  deviceToken: 'a string or a function of the request',
+  transaction: 'an object or a function of the request',
+  metadata: 'an object of strings or a function of the request',
+  onError: 'a verdict or an object mapping failure classes to verdicts',
+  challenge: 'a function (decision, request)',
+}
+
+function run<Native, T>(extractor: Extractor<Native, T> | undefined, request: Native): T | undefined {
+  if (typeof extractor !== 'function') return extractor
+  try {
+    return (extractor as (request: Native) => T | null | undefined)(request) ?? undefined
+  } catch {
+    // A throwing extractor (say, `req.body.email` with no body parser) counts as "not provided".
+    return undefined
+  }
+}
+
+function text(value: unknown): string | undefined {
+  if (typeof value !== 'string') return undefined
+  const trimmed = value.trim()
+  return trimmed.length === 0 ? undefined : trimmed.slice(0, MAX_SIGNAL_LENGTH)
+}
+
+function plainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+/** Validates a checkpoint spec once, when the route is declared. */
+export function compileCheckpoint<Native>(spec: CheckpointSpec<Native>): CompiledCheckpoint<Native> {
+  const result = specSchema.safeParse(spec)
+  if (!result.success) {
+    const field = String(result.error.issues[0]?.path[0] ?? '')
+    if (field === '' || !(field in accepted)) {
+      throw invalidOption(field === '' ? 'checkpoint' : `checkpoint.${field}`, 'a known checkpoint field', result.error)
+    }
+    throw invalidOption(`checkpoint.${field}`, accepted[field] ?? 'a valid value', result.error)
+  }
+  const onError = typeof spec.onError === 'string' ? Object.fromEntries(failures.map((failure) => [failure, spec.onError as Verdict])) : spec.onError
+
+  return {
+    event: spec.event,
+    onError,
+    challenge: spec.challenge,
+    extract(request) {
+      const status = run(spec.status, request)
+      const checkpoint: Checkpoint = {
+        event: spec.event,
+        status: STATUSES.includes(status as CheckpointStatus) ? (status as CheckpointStatus) : 'attempted',
+      }
+      const email = text(run(spec.email, request))
+      if (email !== undefined) checkpoint.email = email
+      const phone = text(run(spec.phone, request))
+      if (phone !== undefined) checkpoint.phone = phone
+      const deviceToken = text(run(spec.deviceToken, request))
+      if (deviceToken !== undefined) checkpoint.deviceToken = deviceToken
+      const transaction = run(spec.transaction, request)
+      if (plainObject(transaction)) checkpoint.transaction = transaction
+      const metadata = run(spec.metadata, request)
+      if (plainObject(metadata)) {
+        const entries = Object.entries(metadata).filter(([, value]) => typeof value === 'string')
+        checkpoint.metadata = Object.fromEntries(entries.slice(0, MAX_METADATA_ENTRIES)) as Record<string, string>
+      }
+      return checkpoint
+    },
+  }
+}

@@ -1,0 +1,82 @@
+import type { FailureClass } from './types.js'
+
+/**
+ * Every error code Gatehouse throws. Match on `code`, never on the message.
+ * The `GH_BACKEND_*` codes name a backend failure class; the core maps them through `onError`.
+ */
+export type GatehouseErrorCode =
+  | 'GH_INVALID_OPTION'
+  | 'GH_INVALID_CHECKPOINT'
+  | 'GH_BACKEND_TIMEOUT'
+  | 'GH_BACKEND_NETWORK'
+  | 'GH_BACKEND_SERVER'
+  | 'GH_BACKEND_CLIENT'
+  | 'GH_BACKEND_INVALID'
+  | 'GH_CLIENT_GONE'
+
+const failureByCode: Partial<Record<GatehouseErrorCode, FailureClass>> = {
+  GH_BACKEND_TIMEOUT: 'timeout',
+  GH_BACKEND_NETWORK: 'network',
+  GH_BACKEND_SERVER: 'server',
+  GH_BACKEND_CLIENT: 'client',
+  GH_BACKEND_INVALID: 'invalid',
+}
+
+const codeByFailure: Record<FailureClass, GatehouseErrorCode> = {
+  timeout: 'GH_BACKEND_TIMEOUT',
+  network: 'GH_BACKEND_NETWORK',
+  server: 'GH_BACKEND_SERVER',
+  client: 'GH_BACKEND_CLIENT',
+  invalid: 'GH_BACKEND_INVALID',
+}
+
+export interface GatehouseErrorDetails {
+  cause?: unknown
+  /** HTTP status of the backend reply, when there was one. */
+  status?: number
+  /** The vendor's own error code (e.g. `TRC-1001`). */
+  vendorCode?: string
+  /** Seconds from a 429/503 `retry-after` header. */
+  retryAfter?: number
+  /** The option or field at fault. */
+  option?: string
+}
+
+export class GatehouseError extends Error {
+  override readonly name = 'GatehouseError'
+  readonly code: GatehouseErrorCode
+  readonly status: number | undefined
+  readonly vendorCode: string | undefined
+  readonly retryAfter: number | undefined
+  readonly option: string | undefined
+
+  constructor(code: GatehouseErrorCode, message: string, details: GatehouseErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause })
+    this.code = code
+    this.status = details.status
+    this.vendorCode = details.vendorCode
+    this.retryAfter = details.retryAfter
+    this.option = details.option
+  }
+
+  /** The failure class of a backend error, or `undefined` for other codes. */
+  get failure(): FailureClass | undefined {
+    return failureByCode[this.code]
+  }
+
+  static backend(failure: FailureClass, message: string, details?: GatehouseErrorDetails): GatehouseError {
+    return new GatehouseError(codeByFailure[failure], message, details)
+  }
+}
+
+/** The failure class of anything a backend threw: unknown errors count as `network`. */
+export function failureOf(error: unknown): FailureClass {
+  return (error instanceof GatehouseError && error.failure) || 'network'
+}
+
+export function invalidOption(option: string, accepted: string, cause?: unknown): GatehouseError {
+  return new GatehouseError('GH_INVALID_OPTION', `Invalid option \`${option}\`: expected ${accepted}.`, {
+    option,
+    cause,
+  })
+}

@@ -1,0 +1,346 @@
+import ipaddr from 'ipaddr.js'
+import { type CheckpointSpec, type CompiledCheckpoint, compileCheckpoint } from './checkpoint.js'
+import { resolveClientIp, resolveHost, resolveProtocol } from './client-ip.js'
+import { failureOf, GatehouseError } from './errors.js'
+import { readCookies, sanitizeHeaders } from './headers.js'
+import { Warnings } from './logger.js'
+import { type GateOptions, type ResolvedOptions, resolveOptions } from './options.js'
+import { returnOrigin, returnUrl } from './redirect.js'
+import { challengeRequired, forbidden, isNavigation, pageLocation, redirect } from './respond.js'
+import { checkSetCookie } from './set-cookie.js'
+import { ABORT_CLIENT_GONE, ABORT_TIMEOUT, abortError } from './transport.js'
+import type {
+  Action,
+  BackendVerdict,
+  Decision,
+  DecisionBackend,
+  DecisionInput,
+  FailureClass,
+  Outcome,
+  RequestView,
+  TrustFunction,
+  Verdict,
+} from './types.js'
+
+export interface Gate<Native = unknown> {
+  /** Decides one request (or one checkpoint) and says what the adapter must do. Never rejects. */
+  decide(view: RequestView<Native>, checkpoint?: CompiledCheckpoint<Native>): Promise<Outcome>
+  /** Validates a checkpoint spec now, so a bad route fails at start-up. */
+  checkpoint(spec: CheckpointSpec<Native>): CompiledCheckpoint<Native>
+  /** Releases the backends' connection pools. */
+  close(): Promise<void>
+}
+
+const NEXT: Action = Object.freeze({ type: 'next' })
+const NONE: Action = Object.freeze({ type: 'none' })
+const STRICTNESS: Record<Verdict, number> = { allow: 0, review: 1, challenge: 2, deny: 3 }
+const VERDICTS = new Set<unknown>(Object.keys(STRICTNESS))
+const trustNone: TrustFunction = () => false
+
+type Part =
+  | { backend: DecisionBackend; ok: true; reply: BackendVerdict }
+  | { backend: DecisionBackend; ok: false; failure: FailureClass; error: unknown }
+
+/** A backend's reply is checked like any untrusted input: a bad shape is an `invalid` failure. */
+function checkReply(reply: unknown, backend: string): BackendVerdict {
+  if (typeof reply !== 'object' || reply === null || !VERDICTS.has((reply as BackendVerdict).verdict)) {
+    throw GatehouseError.backend('invalid', `${backend} returned no valid verdict.`)
+  }
+  return reply as BackendVerdict
+}
+
+function isPrivatePeer(address: string | undefined): boolean {
+  if (address === undefined || !ipaddr.isValid(address)) return false
+  let parsed = ipaddr.parse(address)
+  if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress()) {
+    parsed = (parsed as ipaddr.IPv6).toIPv4Address()
+  }
+  const range = parsed.range()
+  return range === 'loopback' || range === 'private' || range === 'uniqueLocal' || range === 'linkLocal'
+}
+
+/** The core every adapter wraps: options are validated here, once. */
+export function createGate<Native = unknown>(options?: GateOptions<Native>): Gate<Native> {
+  const config: ResolvedOptions<Native> = resolveOptions(options)
+  const { backends, logger } = config
+  const warnings = new Warnings(logger, config.disabledWarnings)
+  const cookieAllowLists = new Map(backends.map((backend) => [backend, new Set(backend.cookies ?? [])]))
+
+  if (config.trustsEveryProxy && process.env.NODE_ENV === 'production') {
+    warnings.once(
+      'GH_WARN_TRUST_ALL_PROXIES',
+      '`trustProxy: true` trusts every X-Forwarded-For entry, so any client can choose its IP. Name your proxies (a hop count or their ranges) instead.',
+    )
+  }
+
+  function notify(decision: Decision, request: Native): void {
+    if (config.onDecision === undefined) return
+    try {
+      config.onDecision(decision, request)
+    } catch (error) {
+      logger.error({ code: 'GH_HOOK_FAILED', hook: 'onDecision', err: error }, 'onDecision threw; the request goes on.')
+    }
+  }
+
+  /** Runs a user hook for at most `hookTimeoutMs`; its failure is logged, never thrown. */
+  async function runHook(name: string, hook: () => unknown): Promise<unknown> {
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => {
+        logger.error({ code: 'GH_HOOK_TIMEOUT', hook: name }, `${name} did not settle within ${config.hookTimeoutMs} ms; Gatehouse carried on.`)
+        resolve(undefined)
+      }, config.hookTimeoutMs)
+    })
+    try {
+      return await Promise.race([Promise.resolve().then(hook), timeout])
+    } catch (error) {
+      logger.error({ code: 'GH_HOOK_FAILED', hook: name, err: error }, `${name} threw; Gatehouse carried on.`)
+      return undefined
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  async function callBackend(
+    backend: DecisionBackend,
+    input: DecisionInput,
+    signal: AbortSignal,
+    deadline: number,
+    aborted: Promise<never>,
+  ): Promise<Part> {
+    try {
+      const reply = await Promise.race([
+        Promise.resolve().then(() => backend.decide(input, { signal, deadline, retries: config.retries })),
+        aborted,
+      ])
+      return { backend, ok: true, reply: checkReply(reply, backend.name) }
+    } catch (error) {
+      const failure = signal.aborted && signal.reason === ABORT_TIMEOUT ? 'timeout' : failureOf(error)
+      if (failure === 'client' && error instanceof GatehouseError) {
+        warnings.once('GH_WARN_BACKEND_REFUSED', `${backend.name} refused Gatehouse's request: ${error.message} Check the backend's key and quota.`, {
+          backend: backend.name,
+          status: error.status,
+        })
+      }
+      logger.debug?.({ code: 'GH_BACKEND_FAILED', backend: backend.name, failure, err: error }, 'Backend failed; using the fallback.')
+      return { backend, ok: false, failure, error }
+    }
+  }
+
+  function forwardCookies(part: Part, host: string | null, into: string[]): void {
+    if (!part.ok || part.reply.setCookies === undefined) return
+    const allowed = cookieAllowLists.get(part.backend) ?? new Set<string>()
+    for (const value of part.reply.setCookies) {
+      const check = typeof value === 'string' ? checkSetCookie(value, allowed, host) : ({ ok: false, reason: 'malformed', name: null } as const)
+      if (check.ok) into.push(value)
+      else {
+        warnings.once('GH_WARN_COOKIE_REJECTED', `A Set-Cookie from ${part.backend.name} was dropped (${check.reason}).`, {
+          backend: part.backend.name,
+          reason: check.reason,
+          cookie: check.name,
+        })
+      }
+    }
+  }
+
+  function combine(parts: Part[], onError: Record<FailureClass, Verdict>, host: string | null, started: number): Decision {
+    let winner = parts[0] as Part
+    let winnerVerdict: Verdict = 'allow'
+    let complete = true
+    const setCookies: string[] = []
+    const perBackend: Record<string, unknown> = {}
+    parts.forEach((part, index) => {
+      const verdict = part.ok ? part.reply.verdict : onError[part.failure]
+      if (index === 0 || STRICTNESS[verdict] > STRICTNESS[winnerVerdict]) {
+        winner = part
+        winnerVerdict = verdict
+      }
+      if (part.ok && part.reply.complete === false) complete = false
+      forwardCookies(part, host, setCookies)
+      if (parts.length > 1) {
+        perBackend[part.backend.name] = part.ok
+          ? { verdict, source: 'backend', reason: part.reply.reason ?? null, signals: part.reply.signals ?? {} }
+          : { verdict, source: 'fallback', reason: part.failure }
+      }
+    })
+    const decision: Decision = {
+      verdict: config.monitor ? 'allow' : winnerVerdict,
+      wouldBe: winnerVerdict,
+      reason: winner.ok ? (winner.reply.reason ?? null) : winner.failure,
+      source: winner.ok ? 'backend' : 'fallback',
+      backend: winner.backend.name,
+      requestId: winner.ok ? (winner.reply.requestId ?? null) : null,
+      latencyMs: 0,
+      complete,
+      signals: parts.length > 1 ? perBackend : winner.ok ? (winner.reply.signals ?? {}) : {},
+      setCookies,
+    }
+    decision.latencyMs = performance.now() - started
+    return decision
+  }
+
+  /** The page and query for a challenge or block redirect, or `null` when there is none to use. */
+  function pageFor(
+    kind: 'challenge' | 'deny',
+    decision: Decision,
+    input: DecisionInput,
+    protocol: 'http' | 'https',
+    backend: DecisionBackend | undefined,
+  ): string | null {
+    const page = config[kind].url ?? backend?.pages?.[kind]
+    if (page === undefined) return null
+    const origin = returnOrigin(protocol, input.host, config.redirectHosts)
+    if (origin === null) return null
+    let query: Record<string, string> = {}
+    try {
+      query = backend?.pages?.query?.(decision, input) ?? {}
+    } catch (error) {
+      logger.error({ code: 'GH_BACKEND_FAILED', backend: backend?.name, err: error }, 'Building the page query failed.')
+    }
+    return pageLocation(page, { ...query, redirect_url: returnUrl(origin, input.path) })
+  }
+
+  async function act(
+    decision: Decision,
+    view: RequestView<Native>,
+    input: DecisionInput,
+    protocol: 'http' | 'https',
+    checkpoint: CompiledCheckpoint<Native> | undefined,
+  ): Promise<Action> {
+    const { native } = view
+    const backend = backends.find((candidate) => candidate.name === decision.backend)
+    switch (decision.verdict) {
+      case 'allow':
+        return NEXT
+      case 'review':
+        if (config.onReview !== undefined) {
+          const onReview = config.onReview
+          await runHook('onReview', () => onReview(decision, native))
+        }
+        return view.responded() ? NONE : NEXT
+      case 'challenge': {
+        const hook = checkpoint?.challenge ?? config.challenge.hook
+        if (hook !== undefined) {
+          const result = await runHook('challenge.hook', () => hook(decision, native))
+          if (result === 'continue') return NEXT
+          return view.responded() ? NONE : challengeRequired(decision)
+        }
+        if (view.responded()) return NONE
+        const location = isNavigation(view.method, view.headers) ? pageFor('challenge', decision, input, protocol, backend) : null
+        return location === null ? challengeRequired(decision) : redirect(location)
+      }
+      case 'deny': {
+        if (view.responded()) return NONE
+        const location = isNavigation(view.method, view.headers) ? pageFor('deny', decision, input, protocol, backend) : null
+        return location === null ? forbidden(decision, view.headers) : redirect(location)
+      }
+    }
+  }
+
+  async function decide(view: RequestView<Native>, checkpoint?: CompiledCheckpoint<Native>): Promise<Outcome> {
+    const started = performance.now()
+    const { native } = view
+
+    if (checkpoint === undefined) {
+      const skipped = config.skip(view.method, view.url, native)
+      if (skipped !== null) {
+        const decision: Decision = {
+          verdict: 'allow',
+          wouldBe: 'allow',
+          reason: `skip:${skipped}`,
+          source: 'skip',
+          backend: backends[0]?.name ?? 'none',
+          requestId: null,
+          latencyMs: performance.now() - started,
+          complete: true,
+          signals: {},
+          setCookies: [],
+        }
+        notify(decision, native)
+        return { decision, action: NEXT }
+      }
+    }
+
+    const trust = config.trust ?? view.frameworkTrust ?? trustNone
+    const { ip, peerTrusted } = resolveClientIp(view.remoteAddress, view.headers, trust, config.clientIpHeader)
+    if (!peerTrusted && view.headers['x-forwarded-for'] !== undefined && isPrivatePeer(view.remoteAddress)) {
+      warnings.once(
+        'GH_WARN_XFF_UNTRUSTED',
+        'Requests carry X-Forwarded-For from a private address, but no proxy is trusted, so every visitor looks like the proxy. Set `trustProxy` (or the framework setting) to your proxies.',
+        { peer: view.remoteAddress },
+      )
+    }
+    const host = resolveHost(view.headers, peerTrusted)
+    const protocol = resolveProtocol(view.encrypted, view.headers, peerTrusted)
+    const cookies = readCookies(view.headers, config.limits.maxCookies)
+    const base: Omit<DecisionInput, 'cookie'> = {
+      ip,
+      method: view.method,
+      path: view.url,
+      host,
+      headers: sanitizeHeaders(view.headers, config.sensitive, config.limits),
+      cookieNames: cookies.names,
+      checkpoint: checkpoint === undefined ? null : checkpoint.extract(native),
+    }
+    const inputFor = (backend: DecisionBackend): DecisionInput => {
+      const allowed = cookieAllowLists.get(backend)
+      return { ...base, cookie: (name) => (allowed?.has(name) ? cookies.value(name) : undefined) }
+    }
+
+    const controller = new AbortController()
+    const { signal } = controller
+    const timer = setTimeout(() => controller.abort(ABORT_TIMEOUT), config.timeoutMs)
+    const stopListening = view.onClientGone(() => controller.abort(ABORT_CLIENT_GONE))
+    const aborted = new Promise<never>((_resolve, reject) => {
+      signal.addEventListener('abort', () => reject(abortError(signal)), { once: true })
+    })
+    aborted.catch(() => {})
+    let parts: Part[]
+    try {
+      const deadline = started + config.timeoutMs
+      parts = await Promise.all(backends.map((backend) => callBackend(backend, inputFor(backend), signal, deadline, aborted)))
+    } finally {
+      clearTimeout(timer)
+      stopListening()
+    }
+
+    const onError = checkpoint?.onError === undefined ? config.onError : { ...config.onError, ...checkpoint.onError }
+    const decision = combine(parts, onError, host, started)
+    if (signal.reason === ABORT_CLIENT_GONE) {
+      decision.reason = 'client_gone'
+      return { decision, action: NONE }
+    }
+    notify(decision, native)
+    const fullInput = inputFor(backends.find((backend) => backend.name === decision.backend) ?? (backends[0] as DecisionBackend))
+    const action = await act(decision, view, fullInput, protocol, checkpoint)
+    return { decision, action }
+  }
+
+  return {
+    async decide(view, checkpoint) {
+      try {
+        return await decide(view, checkpoint)
+      } catch (error) {
+        // A bug here must not take the site down: log it and let the request through.
+        logger.error({ code: 'GH_INTERNAL', err: error }, 'Gatehouse failed to decide; the request was let through.')
+        const decision: Decision = {
+          verdict: 'allow',
+          wouldBe: 'allow',
+          reason: 'internal_error',
+          source: 'fallback',
+          backend: backends[0]?.name ?? 'none',
+          requestId: null,
+          latencyMs: 0,
+          complete: false,
+          signals: {},
+          setCookies: [],
+        }
+        return { decision, action: view.responded() ? NONE : NEXT }
+      }
+    },
+    checkpoint: compileCheckpoint,
+    async close() {
+      await Promise.all(backends.map((backend) => backend.close?.()))
+    },
+  }
+}

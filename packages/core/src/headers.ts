@@ -1,0 +1,80 @@
+import type { IncomingHttpHeaders } from 'node:http'
+import { parse as parseCookie } from 'cookie'
+
+/** Credentials and cookies: never sent to a backend, whatever the configuration. */
+export const ALWAYS_SENSITIVE_HEADERS: readonly string[] = Object.freeze([
+  'authorization',
+  'cookie',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'set-cookie',
+])
+
+export interface SanitizeLimits {
+  /** Headers forwarded at most; the rest are dropped. */
+  maxHeaders: number
+  /** Characters kept of one header value. */
+  maxValueLength: number
+  /** Cookie names forwarded at most. */
+  maxCookies: number
+}
+
+export const DEFAULT_SANITIZE_LIMITS: SanitizeLimits = Object.freeze({
+  maxHeaders: 64,
+  maxValueLength: 1024,
+  maxCookies: 50,
+})
+
+/**
+ * Copies the request headers into a plain object a backend may see: lowercase names,
+ * sensitive headers removed, repeated values joined, counts and lengths capped.
+ * The application's own header object is never modified.
+ */
+export function sanitizeHeaders(
+  headers: IncomingHttpHeaders,
+  sensitive: ReadonlySet<string>,
+  limits: SanitizeLimits,
+): Record<string, string> {
+  const clean: Record<string, string> = Object.create(null)
+  let count = 0
+  for (const key in headers) {
+    const name = key.toLowerCase()
+    if (sensitive.has(name)) continue
+    const value = headers[key]
+    if (value === undefined) continue
+    const text = typeof value === 'string' ? value : value.join(', ')
+    clean[name] = text.length > limits.maxValueLength ? text.slice(0, limits.maxValueLength) : text
+    if (++count >= limits.maxHeaders) break
+  }
+  return clean
+}
+
+/** The raw Cookie header, whatever its case or repetition. */
+function cookieHeader(headers: IncomingHttpHeaders): string | undefined {
+  const direct = headers.cookie
+  if (direct !== undefined) return direct
+  for (const key in headers) {
+    if (key.toLowerCase() === 'cookie') {
+      const value = headers[key]
+      return Array.isArray(value) ? value.join('; ') : value
+    }
+  }
+  return undefined
+}
+
+export interface RequestCookies {
+  names: string[]
+  /** Value of one cookie; only handed to backends for the names they declared. */
+  value(name: string): string | undefined
+}
+
+const noCookie = (): undefined => undefined
+
+/** Parses the Cookie header once: names for every backend, values on demand. */
+export function readCookies(headers: IncomingHttpHeaders, maxCookies: number): RequestCookies {
+  const header = cookieHeader(headers)
+  if (header === undefined || header.length === 0) return { names: [], value: noCookie }
+  const parsed = parseCookie(header)
+  const names = Object.keys(parsed).slice(0, maxCookies)
+  return { names, value: (name) => parsed[name] }
+}

@@ -1,0 +1,29 @@
+export type { CheckpointSpec, CompiledCheckpoint, Extractor } from './checkpoint.js'
+export { compileTrust, normalizeIp, resolveClientIp, resolveHost, resolveProtocol, type TrustProxy } from './client-ip.js'
+export { failureOf, GatehouseError, type GatehouseErrorCode, type GatehouseErrorDetails } from './errors.js'
+export { createGate, type Gate } from './gate.js'
+export { ALWAYS_SENSITIVE_HEADERS, readCookies, sanitizeHeaders } from './headers.js'
+export { type HttpBackendOptions, httpBackend } from './http-backend.js'
+export { type LocalPoliciesOptions, localPolicies } from './local-policies.js'
+export { consoleLogger, type Logger, type WarningCode } from './logger.js'
+export type { ChallengeHook, ChallengeOptions, DenyOptions, GateOptions, OnError } from './options.js'
+export { returnOrigin, returnUrl, safeRedirectTarget } from './redirect.js'
+export { type CookieCheck, checkSetCookie } from './set-cookie.js'
+export type { SkipRule } from './skip.js'
+export { type HttpReply, type HttpRequest, parseJson, statusError, Transport, type TransportOptions } from './transport.js'
+export type {
+  Action,
+  BackendPages,
+  BackendVerdict,
+  Checkpoint,
+  CheckpointStatus,
+  DecideContext,
+  Decision,
+  DecisionBackend,
+  DecisionInput,
+  FailureClass,
+  Outcome,
+  RequestView,
+  TrustFunction,
+  Verdict,
+} from './types.js'

@@ -1,0 +1,211 @@
+import { z } from 'zod'
+import { compileTrust, type TrustProxy } from './client-ip.js'
+import { invalidOption } from './errors.js'
+import { ALWAYS_SENSITIVE_HEADERS, DEFAULT_SANITIZE_LIMITS, type SanitizeLimits } from './headers.js'
+import { localPolicies } from './local-policies.js'
+import { consoleLogger, type Logger, type WarningCode } from './logger.js'
+import { compileSkip, type SkipRule, type SkipTest } from './skip.js'
+import type { Decision, DecisionBackend, FailureClass, TrustFunction, Verdict } from './types.js'
+
+/** A step-up hook for challenges: answer the request yourself, or return `'continue'` to let it through. */
+export type ChallengeHook<Native> = (decision: Decision, request: Native) => unknown
+
+export interface ChallengeOptions<Native> {
+  /** Page HTML navigations are redirected to, with `redirect_url` and the backend's query. Defaults to the backend's hosted page, if any. */
+  url?: string
+  /** Step-up (2FA, CAPTCHA): runs instead of the redirect or the 403. */
+  hook?: ChallengeHook<Native>
+}
+
+export interface DenyOptions {
+  /** Block page HTML navigations are redirected to. Defaults to the backend's hosted page, if any, else a 403. */
+  url?: string
+}
+
+/** One verdict for every failure, or one per failure class (unlisted classes allow). */
+export type OnError = Verdict | Partial<Record<FailureClass, Verdict>>
+
+export interface GateOptions<Native = unknown> {
+  /** Decision backend, or several called in parallel (strictest verdict wins). Defaults to `localPolicies()`. */
+  backend?: DecisionBackend | DecisionBackend[]
+  /** Proxies to trust, as Express's `trust proxy` takes it. Defaults to the framework's own setting, else `false`. */
+  trustProxy?: TrustProxy
+  /** Header a trusted CDN puts the client IP in, e.g. `cf-connecting-ip`. Defaults to none. */
+  clientIpHeader?: string
+  /** Budget for the whole decision, retries included, in ms. Defaults to the backend's recommendation, else 300. */
+  timeoutMs?: number
+  /** Extra attempts on connect errors and 5xx, only inside the budget. Defaults to 1. */
+  retries?: number
+  /** Verdict when the backend fails. Defaults to `'allow'` (fail-open). */
+  onError?: OnError
+  /** `'monitor'` enforces allow and records what would have happened in `wouldBe`. Defaults to `'enforce'`. */
+  mode?: 'enforce' | 'monitor'
+  /** Requests that make no backend call, besides static assets and OPTIONS. Defaults to none. */
+  skip?: SkipRule<Native> | SkipRule<Native>[]
+  /** Where challenges go. Defaults to the backend's hosted page, else `403 { error: 'challenge_required' }`. */
+  challenge?: ChallengeOptions<Native>
+  /** Where denials go. Defaults to the backend's hosted page for navigations, else a negotiated 403. */
+  deny?: DenyOptions
+  /** Called for a `review` verdict before the request continues. Defaults to none. */
+  onReview?: (decision: Decision, request: Native) => unknown
+  /** Called once per decision. A throwing hook is logged, never breaks the request. Defaults to none. */
+  onDecision?: (decision: Decision, request: Native) => void
+  /** Header names never sent to a backend, besides authorization, cookie and their kin. Defaults to none. */
+  sensitiveHeaders?: string[]
+  /** Hosts (with port, if any) allowed in `redirect_url` besides the request's own. When set, the request's Host must be one of them. Defaults to none. */
+  redirectHosts?: string[]
+  /** How long `onReview` and the challenge hook may run before Gatehouse carries on, in ms. Defaults to 1000. */
+  hookTimeoutMs?: number
+  /** pino-compatible logger. Defaults to stderr. */
+  logger?: Logger
+  /** `false` silences every misconfiguration warning; or switch single codes off. Defaults to all on. */
+  warnings?: boolean | Partial<Record<WarningCode, boolean>>
+}
+
+export interface ResolvedOptions<Native> {
+  backends: DecisionBackend[]
+  trust: TrustFunction | undefined
+  trustsEveryProxy: boolean
+  clientIpHeader: string | undefined
+  timeoutMs: number
+  retries: number
+  onError: Record<FailureClass, Verdict>
+  monitor: boolean
+  skip: SkipTest<Native>
+  challenge: ChallengeOptions<Native>
+  deny: DenyOptions
+  onReview: ((decision: Decision, request: Native) => unknown) | undefined
+  onDecision: ((decision: Decision, request: Native) => void) | undefined
+  sensitive: ReadonlySet<string>
+  limits: SanitizeLimits
+  redirectHosts: string[]
+  hookTimeoutMs: number
+  logger: Logger
+  disabledWarnings: ReadonlySet<string>
+}
+
+export const DEFAULT_TIMEOUT_MS = 300
+const VERDICTS = ['allow', 'challenge', 'deny', 'review'] as const
+const FAILURES = ['timeout', 'network', 'server', 'client', 'invalid'] as const
+
+const fn = z.custom<(...args: never[]) => unknown>((value) => typeof value === 'function')
+const verdict = z.enum(VERDICTS)
+const httpUrl = z.string().refine((value) => {
+  try {
+    const { protocol } = new URL(value)
+    return protocol === 'https:' || protocol === 'http:'
+  } catch {
+    return false
+  }
+})
+const backend = z.custom<DecisionBackend>(
+  (value) =>
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as DecisionBackend).name === 'string' &&
+    typeof (value as DecisionBackend).decide === 'function',
+)
+const headerName = z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/)
+const host = z.string().regex(/^(?:[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::\d{1,5})?$/i)
+const skipRule = z.union([z.string().startsWith('/'), z.instanceof(RegExp), fn])
+
+/** Each option's schema and, for the error message, what it accepts. */
+const schemas: Record<keyof GateOptions, [z.ZodType, string]> = {
+  backend: [z.union([backend, z.array(backend).min(1)]), 'a decision backend or a non-empty array of them'],
+  trustProxy: [
+    z.union([z.boolean(), z.number().int().min(0), z.string(), z.array(z.string()), fn]),
+    'a boolean, a hop count, a range name, CIDR strings or a function, as Express `trust proxy` takes',
+  ],
+  clientIpHeader: [headerName, 'a header name such as "cf-connecting-ip"'],
+  timeoutMs: [z.number().int().min(1).max(60_000), 'an integer number of milliseconds from 1 to 60000'],
+  retries: [z.number().int().min(0).max(5), 'an integer from 0 to 5'],
+  onError: [
+    z.union([verdict, z.partialRecord(z.enum(FAILURES), verdict)]),
+    `a verdict (${VERDICTS.join(', ')}) or an object mapping ${FAILURES.join(', ')} to verdicts`,
+  ],
+  mode: [z.enum(['enforce', 'monitor']), "'enforce' or 'monitor'"],
+  skip: [z.union([skipRule, z.array(skipRule)]), 'a path starting with "/", a RegExp, a function, or an array of them'],
+  challenge: [
+    z.strictObject({ url: httpUrl.optional(), hook: fn.optional() }),
+    '{ url?: an http(s) URL, hook?: a function }',
+  ],
+  deny: [z.strictObject({ url: httpUrl.optional() }), '{ url?: an http(s) URL }'],
+  onReview: [fn, 'a function (decision, request)'],
+  onDecision: [fn, 'a function (decision, request)'],
+  sensitiveHeaders: [z.array(headerName), 'an array of header names'],
+  redirectHosts: [z.array(host), 'an array of hosts such as "example.com" or "shop.example.com:8443"'],
+  hookTimeoutMs: [z.number().int().min(1).max(60_000), 'an integer number of milliseconds from 1 to 60000'],
+  logger: [
+    z.custom<Logger>(
+      (value) =>
+        typeof value === 'object' &&
+        value !== null &&
+        typeof (value as Logger).warn === 'function' &&
+        typeof (value as Logger).error === 'function',
+    ),
+    'a pino-compatible logger with warn() and error()',
+  ],
+  warnings: [z.union([z.boolean(), z.record(z.string().startsWith('GH_WARN_'), z.boolean())]), 'a boolean or { GH_WARN_…: boolean }'],
+}
+
+const ALL_WARNINGS: WarningCode[] = [
+  'GH_WARN_XFF_UNTRUSTED',
+  'GH_WARN_TRUST_ALL_PROXIES',
+  'GH_WARN_COOKIE_REJECTED',
+  'GH_WARN_HOOK_FAILED',
+  'GH_WARN_BACKEND_REFUSED',
+]
+
+/** Validates every option and resolves defaults, once. Throws `GH_INVALID_OPTION` naming the option. */
+export function resolveOptions<Native>(input: GateOptions<Native> | undefined): ResolvedOptions<Native> {
+  if (input !== undefined && (typeof input !== 'object' || input === null || Array.isArray(input))) {
+    throw invalidOption('options', 'an object')
+  }
+  const options: GateOptions<Native> = input ?? {}
+  for (const key of Object.keys(options)) {
+    const entry = schemas[key as keyof GateOptions]
+    if (entry === undefined) throw invalidOption(key, `one of the known options (${Object.keys(schemas).join(', ')})`)
+    const value = options[key as keyof GateOptions]
+    if (value === undefined) continue
+    const result = entry[0].safeParse(value)
+    if (!result.success) throw invalidOption(key, entry[1], result.error)
+  }
+
+  const backends = options.backend === undefined ? [localPolicies()] : [options.backend].flat()
+  const names = new Set<string>()
+  for (const { name } of backends) {
+    if (names.has(name)) throw invalidOption('backend', `backends with distinct names (\`${name}\` appears twice)`)
+    names.add(name)
+  }
+  const onError = Object.fromEntries(FAILURES.map((failure) => [failure, 'allow'])) as Record<FailureClass, Verdict>
+  if (typeof options.onError === 'string') for (const failure of FAILURES) onError[failure] = options.onError
+  else Object.assign(onError, options.onError)
+
+  const warnings = options.warnings ?? true
+  const disabledWarnings = new Set<string>(
+    warnings === false ? ALL_WARNINGS : Object.entries(warnings === true ? {} : warnings).filter(([, on]) => !on).map(([code]) => code),
+  )
+
+  const timeouts = backends.map((backend) => backend.timeoutMs).filter((value) => value !== undefined)
+  return {
+    backends,
+    trust: options.trustProxy === undefined ? undefined : compileTrust(options.trustProxy),
+    trustsEveryProxy: options.trustProxy === true,
+    clientIpHeader: options.clientIpHeader?.toLowerCase(),
+    timeoutMs: options.timeoutMs ?? (timeouts.length > 0 ? Math.max(...timeouts) : DEFAULT_TIMEOUT_MS),
+    retries: options.retries ?? 1,
+    onError,
+    monitor: options.mode === 'monitor',
+    skip: compileSkip(options.skip),
+    challenge: options.challenge ?? {},
+    deny: options.deny ?? {},
+    onReview: options.onReview,
+    onDecision: options.onDecision,
+    sensitive: new Set([...ALWAYS_SENSITIVE_HEADERS, ...(options.sensitiveHeaders ?? []).map((name) => name.toLowerCase())]),
+    limits: DEFAULT_SANITIZE_LIMITS,
+    redirectHosts: (options.redirectHosts ?? []).map((value) => value.toLowerCase()),
+    hookTimeoutMs: options.hookTimeoutMs ?? 1000,
+    logger: options.logger ?? consoleLogger,
+    disabledWarnings,
+  }
+}

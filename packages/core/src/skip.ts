@@ -1,0 +1,47 @@
+/**
+ * A request that makes no backend call: a path (`'/health'` matches it and everything
+ * under `/health/`), a RegExp tested against the path, or a function of the request.
+ */
+export type SkipRule<Native> = string | RegExp | ((request: Native) => boolean)
+
+/** Returns the name of the rule that matched, or `null`. */
+export type SkipTest<Native> = (method: string, path: string, request: Native) => string | null
+
+/**
+ * Files a browser fetches by the dozen and no bot check needs to see. Data formats an API
+ * could answer in (`.json`, `.xml`) are deliberately absent: skipping them would open a bypass.
+ */
+const STATIC_ASSET =
+  /\.(?:css|js|mjs|map|png|jpe?g|gif|svg|ico|webp|avif|bmp|woff2?|ttf|otf|eot|mp4|webm|mp3|wav|ogg|pdf|txt|webmanifest)$/i
+
+/** The path without its query string. */
+export function pathOnly(url: string): string {
+  const query = url.indexOf('?')
+  return query < 0 ? url : url.slice(0, query)
+}
+
+export function compileSkip<Native>(rules: SkipRule<Native> | SkipRule<Native>[] | undefined): SkipTest<Native> {
+  const list = rules === undefined ? [] : Array.isArray(rules) ? rules : [rules]
+  const prefixes = list.filter((rule): rule is string => typeof rule === 'string')
+  const patterns = list.filter((rule): rule is RegExp => rule instanceof RegExp)
+  const functions = list.filter((rule): rule is (request: Native) => boolean => typeof rule === 'function')
+  return (method, url, request) => {
+    if (method === 'OPTIONS') return 'options'
+    const path = pathOnly(url)
+    if (STATIC_ASSET.test(path)) return 'static'
+    for (const prefix of prefixes) {
+      if (path === prefix || path.startsWith(prefix.endsWith('/') ? prefix : `${prefix}/`)) return 'rule'
+    }
+    for (const pattern of patterns) {
+      pattern.lastIndex = 0
+      if (pattern.test(path)) return 'rule'
+    }
+    for (const test of functions) {
+      // A throwing rule is the app's bug; checking the request is the safe side of it.
+      try {
+        if (test(request)) return 'rule'
+      } catch {}
+    }
+    return null
+  }
+}

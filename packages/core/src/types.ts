@@ -1,0 +1,134 @@
+import type { IncomingHttpHeaders } from 'node:http'
+
+/** What Gatehouse enforces, in one vocabulary whatever the backend calls it. */
+export type Verdict = 'allow' | 'challenge' | 'deny' | 'review'
+
+/** How a backend call failed; `onError` maps each class to a verdict. */
+export type FailureClass = 'timeout' | 'network' | 'server' | 'client' | 'invalid'
+
+export type CheckpointStatus = 'attempted' | 'succeeded' | 'failed'
+
+/** A risk checkpoint (login, signup, checkout, …) as the backend sees it. */
+export interface Checkpoint {
+  event: string
+  status: CheckpointStatus
+  email?: string
+  phone?: string
+  deviceToken?: string
+  transaction?: Record<string, unknown>
+  metadata?: Record<string, string>
+}
+
+/** What every backend sees of a request. Nothing in it is a secret. */
+export interface DecisionInput {
+  /** Resolved client IP; `null` when none could be trusted or parsed. */
+  ip: string | null
+  method: string
+  /** Original path and query, as requested. */
+  path: string
+  host: string | null
+  /** Sanitized headers, lowercase names; credentials and cookies removed. */
+  headers: Record<string, string>
+  cookieNames: string[]
+  /** Value of a cookie the backend declared in `cookies`; `undefined` for any other. */
+  cookie(name: string): string | undefined
+  checkpoint: Checkpoint | null
+}
+
+/** What a backend returns; the core turns it into a {@link Decision}. */
+export interface BackendVerdict {
+  verdict: Verdict
+  reason?: string | null
+  requestId?: string | null
+  /** `false` when the backend said its signals were partial. Defaults to `true`. */
+  complete?: boolean
+  signals?: Record<string, unknown>
+  /** Raw Set-Cookie values the backend wants the visitor to receive. */
+  setCookies?: string[]
+}
+
+/** Hosted pages a backend sends visitors to, and the query those pages need. */
+export interface BackendPages {
+  challenge?: string
+  deny?: string
+  /** Extra query parameters for the page; `redirect_url` is always added by the core. */
+  query?(decision: Decision, input: DecisionInput): Record<string, string>
+}
+
+export interface DecideContext {
+  /** Aborted when the deadline passes or the client goes away. */
+  signal: AbortSignal
+  /** `performance.now()` value by which the whole call, retries included, must be done. */
+  deadline: number
+  /** Extra attempts allowed on connect errors and 5xx, inside the deadline. */
+  retries: number
+}
+
+export interface DecisionBackend {
+  readonly name: string
+  /** The vendor's recommended budget, used when the user sets no `timeoutMs`. */
+  readonly timeoutMs?: number
+  /** Cookies this backend reads (through `input.cookie`) and may set on the visitor. */
+  readonly cookies?: readonly string[]
+  readonly pages?: BackendPages
+  decide(input: DecisionInput, ctx: DecideContext): Promise<BackendVerdict>
+  close?(): Promise<void>
+}
+
+export interface Decision {
+  /** What was enforced (monitor mode: always allow). */
+  verdict: Verdict
+  /** What the backend or fallback said. */
+  wouldBe: Verdict
+  /** Policy or rule that fired, or a fallback class such as `'timeout'`. */
+  reason: string | null
+  source: 'backend' | 'cache' | 'fallback' | 'skip'
+  backend: string
+  /** Vendor request id or validation id, for audit logs. */
+  requestId: string | null
+  latencyMs: number
+  /** `false` when the backend said its signals were partial. */
+  complete: boolean
+  signals: Record<string, unknown>
+  /** Validated Set-Cookie values forwarded to the client. */
+  setCookies: string[]
+}
+
+/** `(address, hopIndex) => trusted?` — hop 0 is the socket peer. */
+export type TrustFunction = (address: string, hop: number) => boolean
+
+/**
+ * The few fields the core reads from any framework. Adapters build one per request;
+ * `native` is what hooks receive (Express `req`, Koa `ctx`).
+ */
+export interface RequestView<Native = unknown> {
+  readonly native: Native
+  readonly method: string
+  /** Original URL: path and query as the client sent it. */
+  readonly url: string
+  readonly headers: IncomingHttpHeaders
+  readonly remoteAddress: string | undefined
+  /** The socket is TLS. */
+  readonly encrypted: boolean
+  /** The framework's own trust-proxy setting, used when `trustProxy` is not set. */
+  readonly frameworkTrust: TrustFunction | undefined
+  /** The parsed body, when a body parser ran before Gatehouse. */
+  readonly body: unknown
+  /** The response has started or ended: Gatehouse must not write to it. */
+  responded(): boolean
+  /** Calls `listener` if the client goes away; returns a function that stops listening. */
+  onClientGone(listener: () => void): () => void
+}
+
+/** What an adapter must do with the response. */
+export type Action =
+  | { type: 'next' }
+  | { type: 'redirect'; location: string; headers: Record<string, string> }
+  | { type: 'respond'; status: number; headers: Record<string, string>; body: string }
+  /** A hook already answered, or the client is gone: touch nothing. */
+  | { type: 'none' }
+
+export interface Outcome {
+  decision: Decision
+  action: Action
+}

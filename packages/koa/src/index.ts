@@ -1,0 +1,131 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { TLSSocket } from 'node:tls'
+import {
+  type Action,
+  type CheckpointSpec,
+  type CompiledCheckpoint,
+  compileTrust,
+  createGate,
+  type Decision,
+  type Gate,
+  type GateOptions,
+  type RequestView,
+  type TrustFunction,
+} from '@gatehouse/core'
+
+/** The parts of a Koa context Gatehouse reads; Koa 2 and 3 contexts both fit. */
+export interface GuardContext {
+  req: IncomingMessage
+  res: ServerResponse
+  originalUrl: string
+  state: Record<string, unknown> & { gatehouse?: Decision }
+  app: { proxy?: boolean; maxIpsCount?: number }
+  request: { body?: unknown }
+  body?: unknown
+  respond?: boolean
+}
+
+export type Next = () => Promise<unknown>
+
+export type GuardOptions = GateOptions<GuardContext>
+
+export interface GuardMiddleware {
+  (ctx: GuardContext, next: Next): Promise<void>
+  /** Route middleware for a risk checkpoint (login, signup, checkout, …). Validated now. */
+  checkpoint(spec: CheckpointSpec<GuardContext>): (ctx: GuardContext, next: Next) => Promise<void>
+  /** Releases backend connection pools, for clean shutdown. */
+  close(): Promise<void>
+  /** The core gate, for advanced use. */
+  readonly gate: Gate<GuardContext>
+}
+
+const trustCache = new WeakMap<object, { proxy: boolean; max: number; trust: TrustFunction }>()
+
+/**
+ * Koa's `app.proxy` and `app.maxIpsCount` as a trust function, so the chain is walked from
+ * the right like Express does (Koa's own `ctx.ip` takes the leftmost entry, which a client chooses).
+ */
+function koaTrust(app: GuardContext['app']): TrustFunction {
+  const proxy = app.proxy === true
+  const max = app.maxIpsCount ?? 0
+  const cached = trustCache.get(app)
+  if (cached !== undefined && cached.proxy === proxy && cached.max === max) return cached.trust
+  const trust = !proxy ? compileTrust(false) : max > 0 ? compileTrust(max) : compileTrust(true)
+  trustCache.set(app, { proxy, max, trust })
+  return trust
+}
+
+function view(ctx: GuardContext): RequestView<GuardContext> {
+  const { req, res } = ctx
+  return {
+    native: ctx,
+    method: req.method ?? 'GET',
+    url: ctx.originalUrl,
+    headers: req.headers,
+    remoteAddress: req.socket.remoteAddress,
+    encrypted: (req.socket as TLSSocket).encrypted === true,
+    frameworkTrust: koaTrust(ctx.app),
+    body: ctx.request.body,
+    // A Koa hook answers by setting `ctx.body`; a raw one by writing to `ctx.res`.
+    responded: () => res.headersSent || res.writableEnded || ctx.respond === false || ctx.body != null,
+    onClientGone(listener) {
+      const onClose = () => {
+        if (!res.writableFinished) listener()
+      }
+      res.once('close', onClose)
+      return () => res.off('close', onClose)
+    },
+  }
+}
+
+/** Koa writes the response after the middleware chain; set it on the context. */
+function apply(action: Action, decision: Decision, ctx: GuardContext & KoaWritable): void {
+  for (const cookie of decision.setCookies) ctx.append('Set-Cookie', cookie)
+  if (action.type === 'redirect') {
+    ctx.set(action.headers)
+    ctx.status = 302
+    ctx.set('Location', action.location)
+    ctx.body = ''
+  } else if (action.type === 'respond') {
+    ctx.status = action.status
+    ctx.set(action.headers)
+    ctx.body = action.body
+  }
+}
+
+interface KoaWritable {
+  append(field: string, value: string): void
+  set(field: string | Record<string, string>, value?: string): void
+  status: number
+  body: unknown
+}
+
+function handler(gate: Gate<GuardContext>, checkpoint: CompiledCheckpoint<GuardContext> | undefined) {
+  return async (ctx: GuardContext, next: Next): Promise<void> => {
+    const { decision, action } = await gate.decide(view(ctx), checkpoint)
+    ctx.state.gatehouse = decision
+    if (action.type === 'none') {
+      // A hook answered, or the client left: Koa must not write over it.
+      if (ctx.res.headersSent || ctx.res.writableEnded) ctx.respond = false
+      return
+    }
+    apply(action, decision, ctx as GuardContext & KoaWritable)
+    if (action.type === 'next') await next()
+  }
+}
+
+/**
+ * Gatehouse for Koa 2 and 3. With no options it runs the embedded local policy engine.
+ * Options are validated now: a bad one throws a `GatehouseError` naming it.
+ */
+export function guard(options?: GuardOptions): GuardMiddleware {
+  const gate = createGate<GuardContext>(options)
+  const middleware = handler(gate, undefined) as GuardMiddleware
+  Object.defineProperty(middleware, 'gate', { value: gate })
+  middleware.checkpoint = (spec) => handler(gate, gate.checkpoint(spec))
+  middleware.close = () => gate.close()
+  return middleware
+}
+
+export type { CheckpointSpec, Decision, GateOptions, Verdict } from '@gatehouse/core'
+export { GatehouseError } from '@gatehouse/core'

@@ -1,0 +1,8 @@
+export { type FakeServer, type Fault, type RecordedRequest, type ScriptedReply, type ScriptedReplyLike, startFakeServer } from './server.js'
+export {
+  type CheckRequestBody,
+  type FakeTrustedAccounts,
+  type FakeTrustedAccountsOptions,
+  fakeTrustedAccounts,
+  type TrustedAccountsReply,
+} from './trusted-accounts.js'

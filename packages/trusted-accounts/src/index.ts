@@ -1,0 +1,133 @@
+import { type BackendVerdict, type DecisionBackend, GatehouseError, parseJson, statusError, Transport } from '@gatehouse/core'
+import type { Dispatcher } from 'undici'
+import { z } from 'zod'
+
+export interface TrustedAccountsOptions {
+  /** Secret key, sent as a Bearer token. Never logged. */
+  secretKey: string
+  /** Publishable key, passed to the hosted challenge and block pages. */
+  publishableKey: string
+  /** API origin. Defaults to `https://api.trustedaccounts.org`. */
+  baseUrl?: string
+  /** Hosted challenge page. Defaults to `https://challenge.trustedaccounts.org/challenge.html`. */
+  challengeUrl?: string
+  /** Hosted block page. Defaults to `https://blocked.trustedaccounts.org/blocked.html`. */
+  blockedUrl?: string
+  /** Recommended budget in ms, used when the gate sets none. Defaults to 400. */
+  timeoutMs?: number
+  /** Largest reply accepted, in bytes. Defaults to 256 KiB. */
+  maxResponseSize?: number
+  /** An undici dispatcher to use instead of Gatehouse's own keep-alive pool. */
+  dispatcher?: Dispatcher
+}
+
+export const TRUSTED_ID_COOKIE = 'trusted_id'
+const DEFAULT_BASE_URL = 'https://api.trustedaccounts.org'
+const DEFAULT_CHALLENGE_URL = 'https://challenge.trustedaccounts.org/challenge.html'
+const DEFAULT_BLOCKED_URL = 'https://blocked.trustedaccounts.org/blocked.html'
+/** A visitor id is short and URL-safe; anything else in the cookie is not forwarded. */
+const TRUSTED_ID = /^[A-Za-z0-9._~-]{1,256}$/
+
+const reply = z.looseObject({
+  decision: z.enum(['allow', 'challenge', 'block']),
+  requestId: z.string().max(256).optional(),
+  trustedId: z.string().regex(TRUSTED_ID).optional(),
+})
+
+const optionsSchema = z.strictObject({
+  secretKey: z.string().min(1),
+  publishableKey: z.string().min(1),
+  baseUrl: z.url({ protocol: /^https?$/ }).optional(),
+  challengeUrl: z.url({ protocol: /^https?$/ }).optional(),
+  blockedUrl: z.url({ protocol: /^https?$/ }).optional(),
+  timeoutMs: z.number().int().min(1).max(60_000).optional(),
+  maxResponseSize: z.number().int().min(1).optional(),
+  dispatcher: z.custom<Dispatcher>((value) => typeof value === 'object' && value !== null).optional(),
+})
+
+/** The trusted_id a reply's Set-Cookie carries, if any. */
+function trustedIdFromCookies(setCookies: readonly string[]): string | undefined {
+  for (const cookie of setCookies) {
+    if (!cookie.startsWith(`${TRUSTED_ID_COOKIE}=`)) continue
+    const end = cookie.indexOf(';')
+    const value = cookie.slice(TRUSTED_ID_COOKIE.length + 1, end < 0 ? undefined : end)
+    if (TRUSTED_ID.test(value)) return value
+  }
+  return undefined
+}
+
+/**
+ * Trusted Accounts bot protection (`POST /api/v1/check-request`) as a decision backend.
+ * `block` becomes `deny`; challenge and block send HTML navigations to the hosted pages
+ * with `trusted_id`, `publishable_key` and `redirect_url`; the `trusted_id` cookie the
+ * API sets reaches the visitor.
+ */
+export function trustedAccounts(options: TrustedAccountsOptions): DecisionBackend {
+  const parsed = optionsSchema.safeParse(options)
+  if (!parsed.success) {
+    const field = String(parsed.error.issues[0]?.path[0] ?? 'options')
+    throw new GatehouseError('GH_INVALID_OPTION', `Invalid option \`${field}\` for trustedAccounts(): ${parsed.error.issues[0]?.message ?? 'invalid'}.`, {
+      option: field,
+      cause: parsed.error,
+    })
+  }
+  const endpoint = new URL('/api/v1/check-request', options.baseUrl ?? DEFAULT_BASE_URL)
+  const transport = new Transport({
+    ...(options.maxResponseSize === undefined ? {} : { maxResponseSize: options.maxResponseSize }),
+    ...(options.dispatcher === undefined ? {} : { dispatcher: options.dispatcher }),
+  })
+  const headers = { authorization: `Bearer ${options.secretKey}` }
+  const { publishableKey } = options
+
+  return {
+    name: 'trusted-accounts',
+    timeoutMs: options.timeoutMs ?? 400,
+    cookies: [TRUSTED_ID_COOKIE],
+    pages: {
+      challenge: options.challengeUrl ?? DEFAULT_CHALLENGE_URL,
+      deny: options.blockedUrl ?? DEFAULT_BLOCKED_URL,
+      query(decision, input) {
+        const fromSignals = decision.signals.trustedId
+        const trustedId =
+          trustedIdFromCookies(decision.setCookies) ??
+          (typeof fromSignals === 'string' ? fromSignals : undefined) ??
+          input.cookie(TRUSTED_ID_COOKIE) ??
+          ''
+        return { trusted_id: TRUSTED_ID.test(trustedId) ? trustedId : '', publishable_key: publishableKey }
+      },
+    },
+    async decide(input, ctx): Promise<BackendVerdict> {
+      // The API needs the real client IP; without one it cannot judge, so the visitor is let through.
+      if (input.ip === null) return { verdict: 'allow', reason: 'no_client_ip', complete: false }
+      const trustedId = input.cookie(TRUSTED_ID_COOKIE)
+      const body = {
+        ip: input.ip,
+        requestedPath: input.path,
+        headers: input.headers,
+        cookies: input.cookieNames,
+        ...(trustedId !== undefined && TRUSTED_ID.test(trustedId) ? { trustedId } : {}),
+      }
+      const response = await transport.request({ method: 'POST', url: endpoint, headers, json: body }, ctx)
+      if (response.status < 200 || response.status > 299) throw statusError(response, 'Trusted Accounts')
+      const result = reply.safeParse(parseJson(response))
+      if (!result.success) {
+        throw GatehouseError.backend('invalid', 'Trusted Accounts replied without a valid decision.', {
+          status: response.status,
+          cause: result.error,
+        })
+      }
+      const { decision, requestId } = result.data
+      const signals: Record<string, unknown> = {}
+      const replyTrustedId = result.data.trustedId ?? trustedIdFromCookies(response.setCookies) ?? trustedId
+      if (replyTrustedId !== undefined && TRUSTED_ID.test(replyTrustedId)) signals.trustedId = replyTrustedId
+      return {
+        verdict: decision === 'block' ? 'deny' : decision,
+        reason: decision === 'allow' ? null : `trusted-accounts:${decision}`,
+        requestId: requestId ?? null,
+        signals,
+        setCookies: response.setCookies,
+      }
+    },
+    close: () => transport.close(),
+  }
+}

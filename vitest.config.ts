@@ -1,0 +1,29 @@
+import { fileURLToPath } from 'node:url'
+import { defineConfig } from 'vitest/config'
+
+const packages = ['core', 'express', 'koa', 'trusted-accounts', 'testing']
+/** Tests run against the TypeScript sources; the packed builds are checked by test/external. */
+const alias = Object.fromEntries(
+  packages.map((name) => [`@gatehouse/${name}`, fileURLToPath(new URL(`./packages/${name}/src/index.ts`, import.meta.url))]),
+)
+const frameworks = ['express-4', 'express-5', 'koa-2', 'koa-3']
+
+export default defineConfig({
+  resolve: { alias },
+  test: {
+    projects: [
+      {
+        resolve: { alias },
+        test: { name: 'unit', include: ['packages/*/test/**/*.test.ts', 'test/unit/**/*.test.ts'] },
+      },
+      ...frameworks.map((framework) => ({
+        resolve: { alias },
+        test: {
+          name: framework,
+          include: ['test/conformance/**/*.test.ts'],
+          env: { GATEHOUSE_FRAMEWORK: framework },
+        },
+      })),
+    ],
+  },
+})

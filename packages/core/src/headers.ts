@@ -10,6 +10,17 @@ export const ALWAYS_SENSITIVE_HEADERS: readonly string[] = Object.freeze([
   'set-cookie',
 ])
 
+/** Hop-by-hop headers describe one connection, not the request: no backend can use them. */
+export const HOP_BY_HOP_HEADERS: readonly string[] = Object.freeze([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+])
+
 export interface SanitizeLimits {
   /** Headers forwarded at most; the rest are dropped. */
   maxHeaders: number

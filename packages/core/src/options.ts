@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { compileTrust, type TrustProxy } from './client-ip.js'
 import { invalidOption } from './errors.js'
-import { ALWAYS_SENSITIVE_HEADERS, DEFAULT_SANITIZE_LIMITS, type SanitizeLimits } from './headers.js'
+import { ALWAYS_SENSITIVE_HEADERS, DEFAULT_SANITIZE_LIMITS, HOP_BY_HOP_HEADERS, type SanitizeLimits } from './headers.js'
 import { localPolicies } from './local-policies.js'
 import { consoleLogger, type Logger, type WarningCode } from './logger.js'
 import { compileSkip, type SkipRule, type SkipTest } from './skip.js'
@@ -201,7 +201,7 @@ export function resolveOptions<Native>(input: GateOptions<Native> | undefined): 
     deny: options.deny ?? {},
     onReview: options.onReview,
     onDecision: options.onDecision,
-    sensitive: new Set([...ALWAYS_SENSITIVE_HEADERS, ...(options.sensitiveHeaders ?? []).map((name) => name.toLowerCase())]),
+    sensitive: new Set([...ALWAYS_SENSITIVE_HEADERS, ...HOP_BY_HOP_HEADERS, ...(options.sensitiveHeaders ?? []).map((name) => name.toLowerCase())]),
     limits: DEFAULT_SANITIZE_LIMITS,
     redirectHosts: (options.redirectHosts ?? []).map((value) => value.toLowerCase()),
     hookTimeoutMs: options.hookTimeoutMs ?? 1000,

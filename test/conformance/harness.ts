@@ -63,7 +63,7 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 
 function emailOf(native: Native): unknown {
   const body = isKoa ? (native as GuardContext).request.body : (native as GuardRequest).body
-  return (body as { email?: unknown } | undefined)?.email
+  return body?.email
 }
 
 async function buildHandler(options: SiteOptions, decisions: Decision[], logs: Array<[string, string]>, count: { value: number }) {
@@ -80,7 +80,7 @@ async function buildHandler(options: SiteOptions, decisions: Decision[], logs: A
   const checkpoint: CheckpointSpec<Native> = { event: 'login', email: emailOf, ...options.checkpoint }
 
   if (!isKoa) {
-    const { default: express } = (await import(framework)) as typeof import('express-5')
+    const { default: express } = (await import(framework)) as { default: typeof import('express') }
     const app = express()
     if (options.frameworkHops !== undefined) app.set('trust proxy', options.frameworkHops)
     const gate = expressGuard(gateOptions as GateOptions<GuardRequest>)
@@ -97,7 +97,7 @@ async function buildHandler(options: SiteOptions, decisions: Decision[], logs: A
     return { listener: app, close: () => gate.close() }
   }
 
-  const { default: Koa } = (await import(framework)) as typeof import('koa-3')
+  const { default: Koa } = (await import(framework)) as { default: typeof import('koa') }
   const app = new Koa()
   if (options.frameworkHops !== undefined) {
     app.proxy = true

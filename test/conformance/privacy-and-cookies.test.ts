@@ -38,7 +38,16 @@ describe(`what reaches the backend (${framework})`, () => {
     ])
     expect(response.status).toBe(200)
     const [raw] = fake.requests
-    for (const secret of ['user-token-1', 'dXNlcjpwYXNz', 'cHJveHk6c2VjcmV0', 'realm=inner', 'sess-secret-1', 'cart-secret-2', 'set-cookie-secret', 'api-secret-3']) {
+    for (const secret of [
+      'user-token-1',
+      'dXNlcjpwYXNz',
+      'cHJveHk6c2VjcmV0',
+      'realm=inner',
+      'sess-secret-1',
+      'cart-secret-2',
+      'set-cookie-secret',
+      'api-secret-3',
+    ]) {
       expect(raw?.rawBody).not.toContain(secret)
     }
     const [check] = fake.checks()

@@ -182,7 +182,9 @@ describe(`hooks that misbehave (${framework})`, () => {
   })
 
   it('a step-up hook that answers is the only answer', async () => {
-    site = await startSite({ gate: { backend: fixed('challenge'), challenge: { hook: (_decision, native) => hookRespond(native, 401, { step: 'otp' }) } } })
+    site = await startSite({
+      gate: { backend: fixed('challenge'), challenge: { hook: (_decision, native) => hookRespond(native, 401, { step: 'otp' }) } },
+    })
     const response = await request(site.url).get('/').expect(401)
     expect(response.body).toEqual({ step: 'otp' })
     expect(site.handled()).toBe(0)

@@ -44,7 +44,7 @@ describe(`verdicts become responses (${framework})`, () => {
     site = await startSite({ gate: { backend: backend() } })
     fake.reply({ decision: 'challenge', setCookies: ['trusted_id=tid_new; Path=/'] })
     const response = await request(site.url).get('/products?page=2').set('Accept', HTML).expect(302)
-    const location = new URL(response.headers.location)
+    const location = new URL(String(response.headers.location))
     expect(location.origin + location.pathname).toBe('https://challenge.trustedaccounts.org/challenge.html')
     expect(location.searchParams.get('trusted_id')).toBe('tid_new')
     expect(location.searchParams.get('publishable_key')).toBe('pk_test')
@@ -70,7 +70,10 @@ describe(`verdicts become responses (${framework})`, () => {
 
   it('challenge: a step-up hook answers instead', async () => {
     site = await startSite({
-      gate: { backend: fixed('challenge'), challenge: { hook: (decision, native) => hookRespond(native, 401, { stepUp: decision.reason }) } },
+      gate: {
+        backend: fixed('challenge'),
+        challenge: { hook: (decision, native) => hookRespond(native, 401, { stepUp: decision.reason }) },
+      },
     })
     const response = await request(site.url).get('/').set('Accept', HTML).expect(401)
     expect(response.body).toEqual({ stepUp: 'rule:challenge' })
@@ -106,7 +109,9 @@ describe(`verdicts become responses (${framework})`, () => {
 
   it('review: onReview runs, then the route runs with the decision', async () => {
     const reviewed: string[] = []
-    site = await startSite({ gate: { backend: fixed('review', 'manual'), onReview: (decision) => void reviewed.push(String(decision.reason)) } })
+    site = await startSite({
+      gate: { backend: fixed('review', 'manual'), onReview: (decision) => void reviewed.push(String(decision.reason)) },
+    })
     const response = await request(site.url).get('/').expect(200)
     expect(reviewed).toEqual(['manual'])
     expect(response.body.decision).toMatchObject({ verdict: 'review', reason: 'manual' })
@@ -156,7 +161,9 @@ describe(`redirect_url never leaves the site (${framework})`, () => {
   })
 
   it('uses X-Forwarded-Host and -Proto from a trusted proxy', async () => {
-    site = await startSite({ gate: { backend: fixed('challenge'), challenge: { url: 'https://verify.shop.test/' }, trustProxy: 'loopback' } })
+    site = await startSite({
+      gate: { backend: fixed('challenge'), challenge: { url: 'https://verify.shop.test/' }, trustProxy: 'loopback' },
+    })
     const response = await rawRequest(site.port, [
       'GET /cart HTTP/1.1',
       'Host: internal:8080',

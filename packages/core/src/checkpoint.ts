@@ -3,8 +3,11 @@ import { invalidOption } from './errors.js'
 import type { ChallengeHook, OnError } from './options.js'
 import type { Checkpoint, CheckpointStatus, FailureClass, Verdict } from './types.js'
 
-/** A fixed value, or a function reading it from the request (its already-parsed body, a header, …). */
-export type Extractor<Native, T> = T | ((request: Native) => T | null | undefined)
+/**
+ * A fixed value, or a function reading it from the request (its already-parsed body, a
+ * header, …). What a function returns is checked: a value of the wrong type counts as absent.
+ */
+export type Extractor<Native, T> = T | ((request: Native) => unknown)
 
 export interface CheckpointSpec<Native = unknown> {
   /** What is happening: `'login'`, `'signup'`, `'checkout'`, … */
@@ -63,10 +66,10 @@ const accepted: Record<string, string> = {
   challenge: 'a function (decision, request)',
 }
 
-function run<Native, T>(extractor: Extractor<Native, T> | undefined, request: Native): T | undefined {
+function run<Native, T>(extractor: Extractor<Native, T> | undefined, request: Native): unknown {
   if (typeof extractor !== 'function') return extractor
   try {
-    return (extractor as (request: Native) => T | null | undefined)(request) ?? undefined
+    return (extractor as (request: Native) => unknown)(request) ?? undefined
   } catch {
     // A throwing extractor (say, `req.body.email` with no body parser) counts as "not provided".
     return undefined
@@ -93,7 +96,8 @@ export function compileCheckpoint<Native>(spec: CheckpointSpec<Native>): Compile
     }
     throw invalidOption(`checkpoint.${field}`, accepted[field] ?? 'a valid value', result.error)
   }
-  const onError = typeof spec.onError === 'string' ? Object.fromEntries(failures.map((failure) => [failure, spec.onError as Verdict])) : spec.onError
+  const onError =
+    typeof spec.onError === 'string' ? Object.fromEntries(failures.map((failure) => [failure, spec.onError as Verdict])) : spec.onError
 
   return {
     event: spec.event,

@@ -28,11 +28,7 @@ export function compileTrust(value: TrustProxy, option = 'trustProxy'): TrustFun
   try {
     return proxyaddr.compile(list)
   } catch (error) {
-    throw invalidOption(
-      option,
-      `'loopback', 'linklocal', 'uniquelocal', IP addresses or CIDR ranges (got ${JSON.stringify(value)})`,
-      error,
-    )
+    throw invalidOption(option, `'loopback', 'linklocal', 'uniquelocal', IP addresses or CIDR ranges (got ${JSON.stringify(value)})`, error)
   }
 }
 

@@ -87,7 +87,10 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<undefined>((resolve) => {
       timer = setTimeout(() => {
-        logger.error({ code: 'GH_HOOK_TIMEOUT', hook: name }, `${name} did not settle within ${config.hookTimeoutMs} ms; Gatehouse carried on.`)
+        logger.error(
+          { code: 'GH_HOOK_TIMEOUT', hook: name },
+          `${name} did not settle within ${config.hookTimeoutMs} ms; Gatehouse carried on.`,
+        )
         resolve(undefined)
       }, config.hookTimeoutMs)
     })
@@ -117,10 +120,14 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     } catch (error) {
       const failure = signal.aborted && signal.reason === ABORT_TIMEOUT ? 'timeout' : failureOf(error)
       if (failure === 'client' && error instanceof GatehouseError) {
-        warnings.once('GH_WARN_BACKEND_REFUSED', `${backend.name} refused Gatehouse's request: ${error.message} Check the backend's key and quota.`, {
-          backend: backend.name,
-          status: error.status,
-        })
+        warnings.once(
+          'GH_WARN_BACKEND_REFUSED',
+          `${backend.name} refused Gatehouse's request: ${error.message} Check the backend's key and quota.`,
+          {
+            backend: backend.name,
+            status: error.status,
+          },
+        )
       }
       logger.debug?.({ code: 'GH_BACKEND_FAILED', backend: backend.name, failure, err: error }, 'Backend failed; using the fallback.')
       return { backend, ok: false, failure, error }
@@ -131,7 +138,8 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     if (!part.ok || part.reply.setCookies === undefined) return
     const allowed = cookieAllowLists.get(part.backend) ?? new Set<string>()
     for (const value of part.reply.setCookies) {
-      const check = typeof value === 'string' ? checkSetCookie(value, allowed, host) : ({ ok: false, reason: 'malformed', name: null } as const)
+      const check =
+        typeof value === 'string' ? checkSetCookie(value, allowed, host) : ({ ok: false, reason: 'malformed', name: null } as const)
       if (check.ok) into.push(value)
       else {
         warnings.once('GH_WARN_COOKIE_REJECTED', `A Set-Cookie from ${part.backend.name} was dropped (${check.reason}).`, {

@@ -125,10 +125,7 @@ const schemas: Record<keyof GateOptions, [z.ZodType, string]> = {
   ],
   mode: [z.enum(['enforce', 'monitor']), "'enforce' or 'monitor'"],
   skip: [z.union([skipRule, z.array(skipRule)]), 'a path starting with "/", a RegExp, a function, or an array of them'],
-  challenge: [
-    z.strictObject({ url: httpUrl.optional(), hook: fn.optional() }),
-    '{ url?: an http(s) URL, hook?: a function }',
-  ],
+  challenge: [z.strictObject({ url: httpUrl.optional(), hook: fn.optional() }), '{ url?: an http(s) URL, hook?: a function }'],
   deny: [z.strictObject({ url: httpUrl.optional() }), '{ url?: an http(s) URL }'],
   onReview: [fn, 'a function (decision, request)'],
   onDecision: [fn, 'a function (decision, request)'],
@@ -183,7 +180,11 @@ export function resolveOptions<Native>(input: GateOptions<Native> | undefined): 
 
   const warnings = options.warnings ?? true
   const disabledWarnings = new Set<string>(
-    warnings === false ? ALL_WARNINGS : Object.entries(warnings === true ? {} : warnings).filter(([, on]) => !on).map(([code]) => code),
+    warnings === false
+      ? ALL_WARNINGS
+      : Object.entries(warnings === true ? {} : warnings)
+          .filter(([, on]) => !on)
+          .map(([code]) => code),
   )
 
   const timeouts = backends.map((backend) => backend.timeoutMs).filter((value) => value !== undefined)
@@ -201,7 +202,11 @@ export function resolveOptions<Native>(input: GateOptions<Native> | undefined): 
     deny: options.deny ?? {},
     onReview: options.onReview,
     onDecision: options.onDecision,
-    sensitive: new Set([...ALWAYS_SENSITIVE_HEADERS, ...HOP_BY_HOP_HEADERS, ...(options.sensitiveHeaders ?? []).map((name) => name.toLowerCase())]),
+    sensitive: new Set([
+      ...ALWAYS_SENSITIVE_HEADERS,
+      ...HOP_BY_HOP_HEADERS,
+      ...(options.sensitiveHeaders ?? []).map((name) => name.toLowerCase()),
+    ]),
     limits: DEFAULT_SANITIZE_LIMITS,
     redirectHosts: (options.redirectHosts ?? []).map((value) => value.toLowerCase()),
     hookTimeoutMs: options.hookTimeoutMs ?? 1000,

@@ -9,11 +9,7 @@ export type RedirectHosts = ReadonlySet<string>
  * allowed (any syntactically valid host when `redirectHosts` is empty), else the first
  * configured host. `null` when there is no safe origin to name.
  */
-export function returnOrigin(
-  protocol: 'http' | 'https',
-  host: string | null,
-  redirectHosts: readonly string[],
-): string | null {
+export function returnOrigin(protocol: 'http' | 'https', host: string | null, redirectHosts: readonly string[]): string | null {
   if (host !== null && (redirectHosts.length === 0 || redirectHosts.includes(host))) return `${protocol}://${host}`
   const configured = redirectHosts[0]
   return configured === undefined ? null : `${protocol}://${configured}`

@@ -36,14 +36,7 @@ export interface HttpReply {
 export const DEFAULT_MAX_RESPONSE_SIZE = 256 * 1024
 /** An attempt with less time than this left is not worth starting. */
 const MIN_ATTEMPT_MS = 10
-const RETRYABLE_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EPIPE',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_CLOSED',
-])
+const RETRYABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CLOSED'])
 
 /** The error a backend call ends with when the signal was aborted. */
 export function abortError(signal: AbortSignal, cause?: unknown): GatehouseError {
@@ -131,12 +124,7 @@ export class Transport {
     }
   }
 
-  async #once(
-    request: HttpRequest,
-    headers: Record<string, string>,
-    payload: string | undefined,
-    ctx: DecideContext,
-  ): Promise<HttpReply> {
+  async #once(request: HttpRequest, headers: Record<string, string>, payload: string | undefined, ctx: DecideContext): Promise<HttpReply> {
     const { url } = request
     const response = await this.#dispatcher(url.origin).request({
       origin: url.origin,

@@ -13,7 +13,6 @@ import {
 } from '@gatehouse/core'
 
 declare global {
-  // biome-ignore lint/style/noNamespace: Express's own augmentation point for `req`
   namespace Express {
     interface Request {
       /** The Gatehouse decision for this request, set before `next()`. */
@@ -24,11 +23,12 @@ declare global {
 
 /** The parts of an Express request Gatehouse reads; Express 4 and 5 requests both fit. */
 export interface GuardRequest extends IncomingMessage {
-  originalUrl?: string
-  body?: unknown
-  app?: { get(setting: string): unknown }
-  res?: ServerResponse
-  gatehouse?: Decision
+  originalUrl?: string | undefined
+  /** The parsed body, when a body parser ran first. */
+  body?: Record<string, unknown> | undefined
+  app?: { get(setting: string): unknown } | undefined
+  res?: ServerResponse | undefined
+  gatehouse?: Decision | undefined
 }
 
 export type NextFunction = (error?: unknown) => void

@@ -18,9 +18,10 @@ export interface GuardContext {
   req: IncomingMessage
   res: ServerResponse
   originalUrl: string
-  state: Record<string, unknown> & { gatehouse?: Decision }
+  state: Record<string, unknown> & { gatehouse?: Decision | undefined }
   app: { proxy?: boolean; maxIpsCount?: number }
-  request: { body?: unknown }
+  /** `body` is the parsed body, when a body parser ran first. */
+  request: { body?: Record<string, unknown> | undefined }
   body?: unknown
   respond?: boolean
 }

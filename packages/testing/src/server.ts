@@ -110,7 +110,13 @@ export async function startFakeServer<Reply extends ScriptedReplyLike, Body>(rou
       body = undefined
     }
     const url = new URL(req.url ?? '/', 'http://fake.local')
-    const recorded: RecordedRequest = { method: req.method ?? 'GET', path: url.pathname + url.search, headers: req.headers, body, rawBody: raw }
+    const recorded: RecordedRequest = {
+      method: req.method ?? 'GET',
+      path: url.pathname + url.search,
+      headers: req.headers,
+      body,
+      rawBody: raw,
+    }
     requests.push(recorded)
     if (recorded.method !== route.method || url.pathname !== route.path) return sendJson(res, 404, { error: 'not_found' })
     const invalid = route.validate(recorded)

@@ -66,10 +66,14 @@ export function trustedAccounts(options: TrustedAccountsOptions): DecisionBacken
   const parsed = optionsSchema.safeParse(options)
   if (!parsed.success) {
     const field = String(parsed.error.issues[0]?.path[0] ?? 'options')
-    throw new GatehouseError('GH_INVALID_OPTION', `Invalid option \`${field}\` for trustedAccounts(): ${parsed.error.issues[0]?.message ?? 'invalid'}.`, {
-      option: field,
-      cause: parsed.error,
-    })
+    throw new GatehouseError(
+      'GH_INVALID_OPTION',
+      `Invalid option \`${field}\` for trustedAccounts(): ${parsed.error.issues[0]?.message ?? 'invalid'}.`,
+      {
+        option: field,
+        cause: parsed.error,
+      },
+    )
   }
   const endpoint = new URL('/api/v1/check-request', options.baseUrl ?? DEFAULT_BASE_URL)
   const transport = new Transport({

@@ -1,0 +1,36 @@
+/**
+ * Compile-time check that the adapters fit every supported framework's own types:
+ * `tsc -p test/tsconfig.json` fails if `app.use(gate)` or a checkpoint stops type-checking.
+ */
+import { guard as expressGuard } from '@gatehouse/express'
+import { guard as koaGuard } from '@gatehouse/koa'
+import express4 from 'express-4'
+import express5 from 'express-5'
+import Koa2 from 'koa-2'
+import Koa3 from 'koa-3'
+
+const gate = expressGuard()
+const checkout = gate.checkpoint({ event: 'checkout', email: (req) => req.body?.email, onError: 'deny' })
+
+const app4 = express4()
+app4.use(gate)
+app4.post('/checkout', express4.json(), checkout, (req, res) => {
+  res.json({ verdict: req.gatehouse?.verdict })
+})
+
+const app5 = express5()
+app5.use(gate)
+app5.post('/checkout', express5.json(), checkout, (req, res) => {
+  res.json({ verdict: req.gatehouse?.verdict })
+})
+
+const koaGate = koaGuard({ trustProxy: 'loopback' })
+const koa2 = new Koa2()
+koa2.use(koaGate)
+koa2.use((ctx) => {
+  ctx.body = { verdict: ctx.state.gatehouse?.verdict }
+})
+
+const koa3 = new Koa3()
+koa3.use(koaGate)
+koa3.use(koaGate.checkpoint({ event: 'signup', email: (ctx) => ctx.request.body?.email }))

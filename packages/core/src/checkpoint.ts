@@ -23,6 +23,11 @@ export interface CheckpointSpec<Native = unknown> {
   onError?: OnError
   /** Step-up hook for a challenge at this checkpoint. Defaults to the gate's `challenge.hook`. */
   challenge?: ChallengeHook<Native>
+  /**
+   * When the backend says its signals are partial, ask once more after a delay (default 500 ms)
+   * if the budget allows; otherwise the partial verdict stands. For high-stakes events. Defaults to `false`.
+   */
+  awaitCompleteSignals?: boolean | { delayMs?: number }
 }
 
 export interface CompiledCheckpoint<Native> {
@@ -52,6 +57,7 @@ const specSchema = z.strictObject({
   metadata: z.union([z.record(z.string(), z.string()), fn]).optional(),
   onError: z.union([verdict, z.partialRecord(z.enum(failures), verdict)]).optional(),
   challenge: fn.optional(),
+  awaitCompleteSignals: z.union([z.boolean(), z.strictObject({ delayMs: z.number().int().min(0).max(10_000).optional() })]).optional(),
 })
 
 const accepted: Record<string, string> = {
@@ -64,6 +70,7 @@ const accepted: Record<string, string> = {
   metadata: 'an object of strings or a function of the request',
   onError: 'a verdict or an object mapping failure classes to verdicts',
   challenge: 'a function (decision, request)',
+  awaitCompleteSignals: 'a boolean or { delayMs?: milliseconds from 0 to 10000 }',
 }
 
 function run<Native, T>(extractor: Extractor<Native, T> | undefined, request: Native): unknown {
@@ -99,6 +106,12 @@ export function compileCheckpoint<Native>(spec: CheckpointSpec<Native>): Compile
   const onError =
     typeof spec.onError === 'string' ? Object.fromEntries(failures.map((failure) => [failure, spec.onError as Verdict])) : spec.onError
 
+  const { awaitCompleteSignals } = spec
+  const completeSignals =
+    awaitCompleteSignals === undefined || awaitCompleteSignals === false
+      ? undefined
+      : { delayMs: awaitCompleteSignals === true ? 500 : (awaitCompleteSignals.delayMs ?? 500) }
+
   return {
     event: spec.event,
     onError,
@@ -109,6 +122,7 @@ export function compileCheckpoint<Native>(spec: CheckpointSpec<Native>): Compile
         event: spec.event,
         status: STATUSES.includes(status as CheckpointStatus) ? (status as CheckpointStatus) : 'attempted',
       }
+      if (completeSignals !== undefined) checkpoint.awaitCompleteSignals = completeSignals
       const email = text(run(spec.email, request))
       if (email !== undefined) checkpoint.email = email
       const phone = text(run(spec.phone, request))

@@ -49,6 +49,10 @@ export class GatehouseError extends Error {
   readonly vendorCode: string | undefined
   readonly retryAfter: number | undefined
   readonly option: string | undefined
+  /** HTTP status for errors handed to the application (Express and Koa error handlers read it). */
+  readonly statusCode: number | undefined
+  /** Koa shows the message of an exposed error to the client; only set for the client's own mistakes. */
+  readonly expose: boolean
 
   constructor(code: GatehouseErrorCode, message: string, details: GatehouseErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause })
@@ -57,6 +61,8 @@ export class GatehouseError extends Error {
     this.vendorCode = details.vendorCode
     this.retryAfter = details.retryAfter
     this.option = details.option
+    this.statusCode = code === 'GH_INVALID_CHECKPOINT' ? 400 : undefined
+    this.expose = code === 'GH_INVALID_CHECKPOINT'
   }
 
   /** The failure class of a backend error, or `undefined` for other codes. */
@@ -67,6 +73,15 @@ export class GatehouseError extends Error {
   static backend(failure: FailureClass, message: string, details?: GatehouseErrorDetails): GatehouseError {
     return new GatehouseError(codeByFailure[failure], message, details)
   }
+}
+
+/**
+ * A checkpoint's data (say, a transaction) that the backend cannot accept. It is the
+ * application's error, not the backend's: it reaches the route's error handling as a 400
+ * and never becomes a fallback verdict.
+ */
+export function invalidCheckpoint(field: string, accepted: string): GatehouseError {
+  return new GatehouseError('GH_INVALID_CHECKPOINT', `Invalid checkpoint field \`${field}\`: expected ${accepted}.`, { option: field })
 }
 
 /** The failure class of anything a backend threw: unknown errors count as `network`. */

@@ -41,6 +41,10 @@ type Part =
   | { backend: DecisionBackend; ok: true; reply: BackendVerdict }
   | { backend: DecisionBackend; ok: false; failure: FailureClass; error: unknown }
 
+function isInvalidCheckpoint(part: Part): boolean {
+  return !part.ok && part.error instanceof GatehouseError && part.error.code === 'GH_INVALID_CHECKPOINT'
+}
+
 /** A backend's reply is checked like any untrusted input: a bad shape is an `invalid` failure. */
 function checkReply(reply: unknown, backend: string): BackendVerdict {
   if (typeof reply !== 'object' || reply === null || !VERDICTS.has((reply as BackendVerdict).verdict)) {
@@ -104,7 +108,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     }
   }
 
-  async function callBackend(
+  async function attempt(
     backend: DecisionBackend,
     input: DecisionInput,
     signal: AbortSignal,
@@ -131,6 +135,39 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
       }
       logger.debug?.({ code: 'GH_BACKEND_FAILED', backend: backend.name, failure, err: error }, 'Backend failed; using the fallback.')
       return { backend, ok: false, failure, error }
+    }
+  }
+
+  /**
+   * Calls one backend inside the decision's deadline. In a fan-out, a backend whose own
+   * `timeoutMs` is shorter than the budget gets its own, shorter deadline.
+   */
+  async function callBackend(
+    backend: DecisionBackend,
+    input: DecisionInput,
+    signal: AbortSignal,
+    deadline: number,
+    aborted: Promise<never>,
+  ): Promise<Part> {
+    const own =
+      backends.length > 1 && backend.timeoutMs !== undefined && backend.timeoutMs < config.timeoutMs ? backend.timeoutMs : undefined
+    if (own === undefined) return attempt(backend, input, signal, deadline, aborted)
+    const controller = new AbortController()
+    const forward = () => controller.abort(signal.reason)
+    signal.addEventListener('abort', forward, { once: true })
+    const timer = setTimeout(() => controller.abort(ABORT_TIMEOUT), own)
+    const ownAborted = Promise.race([
+      aborted,
+      new Promise<never>((_resolve, reject) => {
+        controller.signal.addEventListener('abort', () => reject(abortError(controller.signal)), { once: true })
+      }),
+    ])
+    ownAborted.catch(() => {})
+    try {
+      return await attempt(backend, input, controller.signal, Math.min(deadline, performance.now() + own), ownAborted)
+    } finally {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', forward)
     }
   }
 
@@ -317,6 +354,22 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     if (signal.reason === ABORT_CLIENT_GONE) {
       decision.reason = 'client_gone'
       return { decision, action: NONE }
+    }
+    const invalid = parts.find(isInvalidCheckpoint)
+    if (invalid !== undefined && !invalid.ok) {
+      Object.assign(decision, {
+        verdict: config.monitor ? 'allow' : 'deny',
+        wouldBe: 'deny',
+        reason: 'invalid_checkpoint',
+        source: 'fallback',
+        backend: invalid.backend.name,
+      })
+      notify(decision, native)
+      if (config.monitor) {
+        logger.error({ code: 'GH_INVALID_CHECKPOINT', err: invalid.error }, 'A checkpoint sent data its backend cannot accept.')
+        return { decision, action: NEXT }
+      }
+      return { decision, action: { type: 'error', error: invalid.error as Error } }
     }
     notify(decision, native)
     const fullInput = inputFor(backends.find((backend) => backend.name === decision.backend) ?? (backends[0] as DecisionBackend))

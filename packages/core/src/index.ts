@@ -1,6 +1,6 @@
 export type { CheckpointSpec, CompiledCheckpoint, Extractor } from './checkpoint.js'
 export { compileTrust, normalizeIp, resolveClientIp, resolveHost, resolveProtocol, type TrustProxy } from './client-ip.js'
-export { failureOf, GatehouseError, type GatehouseErrorCode, type GatehouseErrorDetails } from './errors.js'
+export { failureOf, GatehouseError, type GatehouseErrorCode, type GatehouseErrorDetails, invalidCheckpoint } from './errors.js'
 export { createGate, type Gate } from './gate.js'
 export { ALWAYS_SENSITIVE_HEADERS, readCookies, sanitizeHeaders } from './headers.js'
 export { type HttpBackendOptions, httpBackend } from './http-backend.js'

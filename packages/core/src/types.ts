@@ -17,6 +17,11 @@ export interface Checkpoint {
   deviceToken?: string
   transaction?: Record<string, unknown>
   metadata?: Record<string, string>
+  /**
+   * Set when the checkpoint asked to wait for complete signals: a backend that can report
+   * partial enrichment may ask again once, after `delayMs`, if the deadline leaves room.
+   */
+  awaitCompleteSignals?: { delayMs: number }
 }
 
 /** What every backend sees of a request. Nothing in it is a secret. */
@@ -127,6 +132,8 @@ export type Action =
   | { type: 'respond'; status: number; headers: Record<string, string>; body: string }
   /** A hook already answered, or the client is gone: touch nothing. */
   | { type: 'none' }
+  /** The checkpoint's data was invalid: hand the error (a 400) to the framework's error handling. */
+  | { type: 'error'; error: Error }
 
 export interface Outcome {
   decision: Decision

@@ -74,6 +74,9 @@ function apply(action: Action, decision: Decision, res: ServerResponse, next: Ne
     case 'next':
       next()
       return
+    case 'error':
+      next(action.error)
+      return
     case 'redirect':
       res.statusCode = 302
       for (const [name, value] of Object.entries(action.headers)) res.setHeader(name, value)

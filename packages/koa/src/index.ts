@@ -110,6 +110,7 @@ function handler(gate: Gate<GuardContext>, checkpoint: CompiledCheckpoint<GuardC
       if (ctx.res.headersSent || ctx.res.writableEnded) ctx.respond = false
       return
     }
+    if (action.type === 'error') throw action.error
     apply(action, decision, ctx as GuardContext & KoaWritable)
     if (action.type === 'next') await next()
   }

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url'
 import { defineConfig } from 'vitest/config'
 
-const packages = ['core', 'express', 'koa', 'trusted-accounts', 'testing']
+const packages = ['core', 'express', 'koa', 'trusted-accounts', 'tracenow', 'ipqs', 'tracer', 'testing']
 /** Tests run against the TypeScript sources; the packed builds are checked by test/external. */
 const alias = Object.fromEntries(
   packages.map((name) => [`@gatehouse/${name}`, fileURLToPath(new URL(`./packages/${name}/src/index.ts`, import.meta.url))]),
@@ -18,6 +18,10 @@ export default defineConfig({
       {
         resolve: { alias },
         test: { name: 'unit', include: ['packages/*/test/**/*.test.ts', 'test/unit/**/*.test.ts'] },
+      },
+      {
+        resolve: { alias },
+        test: { name: 'vendors', include: ['test/vendors/**/*.test.ts'] },
       },
       ...frameworks.map((framework) => ({
         resolve: { alias },

@@ -8,9 +8,11 @@ import { type GateOptions, type ResolvedOptions, resolveOptions } from './option
 import { returnOrigin, returnUrl } from './redirect.js'
 import { challengeRequired, forbidden, isNavigation, pageLocation, redirect } from './respond.js'
 import { checkSetCookie } from './set-cookie.js'
+import { pathOnly } from './skip.js'
 import { ABORT_CLIENT_GONE, ABORT_TIMEOUT, abortError } from './transport.js'
 import type {
   Action,
+  BackendRoutes,
   BackendVerdict,
   Decision,
   DecisionBackend,
@@ -18,6 +20,8 @@ import type {
   FailureClass,
   Outcome,
   RequestView,
+  ServedRequest,
+  ServedResponse,
   TrustFunction,
   Verdict,
 } from './types.js'
@@ -69,6 +73,12 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
   const { backends, logger } = config
   const warnings = new Warnings(logger, config.disabledWarnings)
   const cookieAllowLists = new Map(backends.map((backend) => [backend, new Set(backend.cookies ?? [])]))
+
+  for (const backend of backends) {
+    for (const warning of backend.warnings ?? []) warnings.once(warning.code, warning.message, { backend: backend.name })
+  }
+  const routed = backends.filter((backend) => backend.routes !== undefined)
+  const redirectHostSet: ReadonlySet<string> = new Set(config.redirectHosts)
 
   if (config.trustsEveryProxy && process.env.NODE_ENV === 'production') {
     warnings.once(
@@ -242,7 +252,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     } catch (error) {
       logger.error({ code: 'GH_BACKEND_FAILED', backend: backend?.name, err: error }, 'Building the page query failed.')
     }
-    return pageLocation(page, { ...query, redirect_url: returnUrl(origin, input.path) })
+    return pageLocation(page, { ...query, redirect_url: returnUrl(origin, input.path) }, origin)
   }
 
   async function act(
@@ -282,9 +292,80 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     }
   }
 
+  /** Answers a request to a backend's own route (the self-hosted challenge, say). */
+  async function serve(
+    view: RequestView<Native>,
+    backend: DecisionBackend,
+    routes: BackendRoutes,
+    path: string,
+    started: number,
+  ): Promise<Outcome> {
+    const trust = config.trust ?? view.frameworkTrust ?? trustNone
+    const { ip, peerTrusted } = resolveClientIp(view.remoteAddress, view.headers, trust, config.clientIpHeader)
+    const protocol = resolveProtocol(view.encrypted, view.headers, peerTrusted)
+    const query = view.url.indexOf('?')
+    const request: ServedRequest = {
+      method: view.method,
+      path,
+      query: new URLSearchParams(query < 0 ? '' : view.url.slice(query + 1)),
+      headers: view.headers,
+      ip,
+      origin: returnOrigin(protocol, resolveHost(view.headers, peerTrusted), config.redirectHosts),
+      secure: protocol === 'https',
+      redirectHosts: redirectHostSet,
+      async readForm(limit) {
+        const type = view.headers['content-type'] ?? ''
+        if (!type.toLowerCase().startsWith('application/x-www-form-urlencoded')) return null
+        const parsed = view.body
+        if (typeof parsed === 'object' && parsed !== null) {
+          const fields = Object.entries(parsed).filter((entry): entry is [string, string] => typeof entry[1] === 'string')
+          return new URLSearchParams(fields)
+        }
+        const raw = await view.readBody(limit)
+        return raw === null ? null : new URLSearchParams(raw)
+      },
+    }
+    let served: ServedResponse
+    try {
+      served = await routes.handle(request)
+    } catch (error) {
+      logger.error({ code: 'GH_ROUTE_FAILED', backend: backend.name, err: error }, `${backend.name} failed to answer ${path}.`)
+      served = {
+        status: 503,
+        headers: { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' },
+        body: 'Service unavailable',
+      }
+    }
+    const decision: Decision = {
+      verdict: 'allow',
+      wouldBe: 'allow',
+      reason: 'gatehouse_route',
+      source: 'skip',
+      backend: backend.name,
+      requestId: null,
+      latencyMs: performance.now() - started,
+      complete: true,
+      signals: {},
+      setCookies: served.setCookies ?? [],
+    }
+    const action: Action =
+      'redirect' in served
+        ? redirect(served.redirect, served.status)
+        : { type: 'respond', status: served.status, headers: served.headers, body: served.body }
+    return { decision, action }
+  }
+
   async function decide(view: RequestView<Native>, checkpoint?: CompiledCheckpoint<Native>): Promise<Outcome> {
     const started = performance.now()
     const { native } = view
+
+    if (checkpoint === undefined && routed.length > 0) {
+      const path = pathOnly(view.url)
+      for (const backend of routed) {
+        const routes = backend.routes as BackendRoutes
+        if (path.startsWith(routes.prefix)) return serve(view, backend, routes, path, started)
+      }
+    }
 
     if (checkpoint === undefined) {
       const skipped = config.skip(view.method, view.url, native)

@@ -1,3 +1,10 @@
+export { readRequestBody } from './body.js'
+export {
+  type ChallengeService,
+  type ChallengeServiceOptions,
+  CLEARANCE_COOKIE,
+  createChallengeService,
+} from './challenge/index.js'
 export type { CheckpointSpec, CompiledCheckpoint, Extractor } from './checkpoint.js'
 export { compileTrust, normalizeIp, resolveClientIp, resolveHost, resolveProtocol, type TrustProxy } from './client-ip.js'
 export { failureOf, GatehouseError, type GatehouseErrorCode, type GatehouseErrorDetails, invalidCheckpoint } from './errors.js'
@@ -10,10 +17,12 @@ export type { ChallengeHook, ChallengeOptions, DenyOptions, GateOptions, OnError
 export { returnOrigin, returnUrl, safeRedirectTarget } from './redirect.js'
 export { type CookieCheck, checkSetCookie } from './set-cookie.js'
 export type { SkipRule } from './skip.js'
+export { MemoryStore, type MemoryStoreOptions, type Store } from './store.js'
 export { type HttpReply, type HttpRequest, parseJson, statusError, Transport, type TransportOptions } from './transport.js'
 export type {
   Action,
   BackendPages,
+  BackendRoutes,
   BackendVerdict,
   Checkpoint,
   CheckpointStatus,
@@ -24,6 +33,8 @@ export type {
   FailureClass,
   Outcome,
   RequestView,
+  ServedRequest,
+  ServedResponse,
   TrustFunction,
   Verdict,
 } from './types.js'

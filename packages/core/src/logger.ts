@@ -12,6 +12,8 @@ export type WarningCode =
   | 'GH_WARN_COOKIE_REJECTED'
   | 'GH_WARN_HOOK_FAILED'
   | 'GH_WARN_BACKEND_REFUSED'
+  | 'GH_WARN_EPHEMERAL_SECRET'
+  | 'GH_WARN_LIST_UNREADABLE'
 
 /** Writes to stderr; what `logger` defaults to. Debug output is dropped. */
 export const consoleLogger: Logger = {

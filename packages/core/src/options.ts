@@ -151,6 +151,8 @@ const ALL_WARNINGS: WarningCode[] = [
   'GH_WARN_COOKIE_REJECTED',
   'GH_WARN_HOOK_FAILED',
   'GH_WARN_BACKEND_REFUSED',
+  'GH_WARN_EPHEMERAL_SECRET',
+  'GH_WARN_LIST_UNREADABLE',
 ]
 
 /** Validates every option and resolves defaults, once. Throws `GH_INVALID_OPTION` naming the option. */

@@ -22,11 +22,14 @@ function prefersHtml(headers: IncomingHttpHeaders): boolean {
   return json < 0 || html < json
 }
 
-/** Builds the location of a hosted page with its query; `null` if the page URL is unusable. */
-export function pageLocation(page: string, query: Record<string, string>): string | null {
+/**
+ * Builds the location of a challenge or block page with its query; `null` if the page URL
+ * is unusable. A page given as a path (a self-hosted one) lives on `origin`.
+ */
+export function pageLocation(page: string, query: Record<string, string>, origin: string): string | null {
   let url: URL
   try {
-    url = new URL(page)
+    url = page.startsWith('/') && !page.startsWith('//') ? new URL(page, origin) : new URL(page)
   } catch {
     return null
   }
@@ -34,8 +37,8 @@ export function pageLocation(page: string, query: Record<string, string>): strin
   return url.href
 }
 
-export function redirect(location: string): Action {
-  return { type: 'redirect', location, headers: { 'cache-control': NO_STORE } }
+export function redirect(location: string, status: 302 | 303 = 302): Action {
+  return { type: 'redirect', location, status, headers: { 'cache-control': NO_STORE } }
 }
 
 export function challengeRequired(decision: Decision): Action {

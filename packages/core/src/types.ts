@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http'
+import type { WarningCode } from './logger.js'
 
 /** What Gatehouse enforces, in one vocabulary whatever the backend calls it. */
 export type Verdict = 'allow' | 'challenge' | 'deny' | 'review'
@@ -60,6 +61,35 @@ export interface BackendPages {
   query?(decision: Decision, input: DecisionInput): Record<string, string>
 }
 
+/** A request to a route a backend serves on the site itself (e.g. the self-hosted challenge). */
+export interface ServedRequest {
+  method: string
+  /** Path without the query. */
+  path: string
+  query: URLSearchParams
+  headers: IncomingHttpHeaders
+  ip: string | null
+  /** `scheme://host` the visitor may be sent back to, or `null` when the host is not trusted. */
+  origin: string | null
+  /** The request arrived over HTTPS (directly or through a trusted proxy). */
+  secure: boolean
+  /** Hosts besides `origin`'s that a visitor may be sent back to (the gate's `redirectHosts`). */
+  redirectHosts: ReadonlySet<string>
+  /** The url-encoded form body, at most `limit` bytes; `null` when absent or too large. */
+  readForm(limit: number): Promise<URLSearchParams | null>
+}
+
+export type ServedResponse =
+  | { status: number; headers: Record<string, string>; body: string; setCookies?: string[] }
+  | { redirect: string; status: 302 | 303; setCookies?: string[] }
+
+/** Routes under `prefix` that the middleware answers itself instead of deciding. */
+export interface BackendRoutes {
+  /** A path prefix such as `/.gatehouse/`. */
+  readonly prefix: string
+  handle(request: ServedRequest): Promise<ServedResponse>
+}
+
 export interface DecideContext {
   /** Aborted when the deadline passes or the client goes away. */
   signal: AbortSignal
@@ -76,6 +106,10 @@ export interface DecisionBackend {
   /** Cookies this backend reads (through `input.cookie`) and may set on the visitor. */
   readonly cookies?: readonly string[]
   readonly pages?: BackendPages
+  /** Routes the backend serves on the site (its challenge page, say). */
+  readonly routes?: BackendRoutes
+  /** Misconfiguration the backend noticed at construction; the gate logs each once. */
+  readonly warnings?: ReadonlyArray<{ code: WarningCode; message: string }>
   decide(input: DecisionInput, ctx: DecideContext): Promise<BackendVerdict>
   close?(): Promise<void>
 }
@@ -121,6 +155,8 @@ export interface RequestView<Native = unknown> {
   readonly body: unknown
   /** The response has started or ended: Gatehouse must not write to it. */
   responded(): boolean
+  /** Reads the raw request body, at most `limit` bytes; `null` when too large or already consumed. */
+  readBody(limit: number): Promise<string | null>
   /** Calls `listener` if the client goes away; returns a function that stops listening. */
   onClientGone(listener: () => void): () => void
 }
@@ -128,7 +164,7 @@ export interface RequestView<Native = unknown> {
 /** What an adapter must do with the response. */
 export type Action =
   | { type: 'next' }
-  | { type: 'redirect'; location: string; headers: Record<string, string> }
+  | { type: 'redirect'; location: string; status: 302 | 303; headers: Record<string, string> }
   | { type: 'respond'; status: number; headers: Record<string, string>; body: string }
   /** A hook already answered, or the client is gone: touch nothing. */
   | { type: 'none' }

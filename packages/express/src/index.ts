@@ -9,6 +9,7 @@ import {
   type Gate,
   type GateOptions,
   type RequestView,
+  readRequestBody,
   type TrustFunction,
 } from '@gatehouse/core'
 
@@ -57,6 +58,7 @@ function view(req: GuardRequest, res: ServerResponse): RequestView<GuardRequest>
     frameworkTrust: typeof frameworkTrust === 'function' ? (frameworkTrust as TrustFunction) : undefined,
     body: req.body,
     responded: () => res.headersSent || res.writableEnded,
+    readBody: (limit) => readRequestBody(req, limit),
     onClientGone(listener) {
       const onClose = () => {
         if (!res.writableFinished) listener()
@@ -78,7 +80,7 @@ function apply(action: Action, decision: Decision, res: ServerResponse, next: Ne
       next(action.error)
       return
     case 'redirect':
-      res.statusCode = 302
+      res.statusCode = action.status
       for (const [name, value] of Object.entries(action.headers)) res.setHeader(name, value)
       res.setHeader('location', action.location)
       res.end()

@@ -10,6 +10,7 @@ import {
   type Gate,
   type GateOptions,
   type RequestView,
+  readRequestBody,
   type TrustFunction,
 } from '@gatehouse/core'
 
@@ -69,6 +70,7 @@ function view(ctx: GuardContext): RequestView<GuardContext> {
     body: ctx.request.body,
     // A Koa hook answers by setting `ctx.body`; a raw one by writing to `ctx.res`.
     responded: () => res.headersSent || res.writableEnded || ctx.respond === false || ctx.body != null,
+    readBody: (limit) => readRequestBody(req, limit),
     onClientGone(listener) {
       const onClose = () => {
         if (!res.writableFinished) listener()
@@ -84,7 +86,7 @@ function apply(action: Action, decision: Decision, ctx: GuardContext & KoaWritab
   for (const cookie of decision.setCookies) ctx.append('Set-Cookie', cookie)
   if (action.type === 'redirect') {
     ctx.set(action.headers)
-    ctx.status = 302
+    ctx.status = action.status
     ctx.set('Location', action.location)
     ctx.body = ''
   } else if (action.type === 'respond') {

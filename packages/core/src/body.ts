@@ -1,0 +1,22 @@
+import type { IncomingMessage } from 'node:http'
+
+/**
+ * Reads a request body of at most `limit` bytes, for the few routes Gatehouse answers
+ * itself. `null` when the body is larger, or was already read by a body parser.
+ */
+export async function readRequestBody(req: IncomingMessage, limit: number): Promise<string | null> {
+  if (req.readableEnded || req.readableDidRead) return null
+  const declared = Number(req.headers['content-length'])
+  if (declared > limit) return null
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length
+    if (size > limit) {
+      req.resume()
+      return null
+    }
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks, size).toString('utf8')
+}

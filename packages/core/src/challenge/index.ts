@@ -1,0 +1,201 @@
+import { randomBytes, randomInt } from 'node:crypto'
+import { type Challenge, createChallenge, verifySolution } from 'altcha-lib'
+import { deriveKey } from 'altcha-lib/algorithms/sha'
+import { z } from 'zod'
+import { invalidOption } from '../errors.js'
+import type { WarningCode } from '../logger.js'
+import { safeRedirectTarget } from '../redirect.js'
+import type { Store } from '../store.js'
+import type { BackendRoutes, DecisionInput, ServedRequest, ServedResponse } from '../types.js'
+import { CLEARANCE_COOKIE, clearanceBinding, issueClearance, verifyClearance } from './clearance.js'
+import { challengePage, failurePage } from './page.js'
+
+export { CLEARANCE_COOKIE, clearanceBinding, issueClearance, verifyClearance } from './clearance.js'
+
+export interface ChallengeServiceOptions {
+  /** HMAC secret for challenges and clearances. Defaults to `GATEHOUSE_SECRET`, else a random one (with a warning). */
+  secret?: string
+  /** Where used challenges are remembered, so one solution clears one visitor once. */
+  store: Store
+  /** Proof-of-work size: the solver tries on average half this many hashes. Defaults to 50 000 (well under a second in a browser). */
+  difficulty?: number
+  /** How long a clearance lasts, in ms. Defaults to 30 minutes. */
+  clearanceTtlMs?: number
+  /** URL prefix of the challenge routes. Defaults to `/.gatehouse/`. */
+  prefix?: string
+  /** Clock, for tests. Defaults to `Date.now`. */
+  now?: () => number
+}
+
+export interface ChallengeService {
+  readonly pagePath: string
+  readonly routes: BackendRoutes
+  readonly warnings: ReadonlyArray<{ code: WarningCode; message: string }>
+  /** The request holds a valid clearance for its network and browser. */
+  isCleared(input: DecisionInput): boolean
+  close(): Promise<void>
+}
+
+const CHALLENGE_TTL_S = 300
+const MAX_PAYLOAD = 4096
+
+const payloadSchema = z.object({
+  challenge: z.object({
+    parameters: z.looseObject({
+      algorithm: z.literal('SHA-256'),
+      nonce: z.string().regex(/^[0-9a-f]{32}$/),
+      salt: z.string().regex(/^[0-9a-f]{32}$/),
+      cost: z.literal(1),
+      keyLength: z.literal(32),
+      keyPrefix: z.string().regex(/^[0-9a-f]{2,64}$/),
+      expiresAt: z.number().int(),
+      data: z.object({ binding: z.string().max(64) }),
+    }),
+    signature: z.string().regex(/^[0-9a-f]{64}$/),
+  }),
+  solution: z.object({
+    counter: z.number().int().min(0).max(0xffffffff),
+    derivedKey: z.string().regex(/^[0-9a-f]{64}$/),
+    time: z.number().optional(),
+  }),
+})
+
+function resolveSecret(secret: string | undefined): { secret: string; ephemeral: boolean } {
+  if (secret !== undefined) {
+    if (secret.length < 32) throw invalidOption('secret', 'a string of at least 32 characters (e.g. 32 random bytes, hex-encoded)')
+    return { secret, ephemeral: false }
+  }
+  const fromEnv = process.env.GATEHOUSE_SECRET
+  if (fromEnv !== undefined && fromEnv.length > 0) {
+    if (fromEnv.length < 32) throw invalidOption('GATEHOUSE_SECRET', 'at least 32 characters')
+    return { secret: fromEnv, ephemeral: false }
+  }
+  return { secret: randomBytes(32).toString('hex'), ephemeral: true }
+}
+
+/** A short, non-reversible tag of what a challenge is issued for, signed into it. */
+function bindingTag(secret: string, binding: string): string {
+  return issueClearance(secret, binding, 0).slice(-32)
+}
+
+/**
+ * The self-hosted challenge: a page that runs a proof of work in the browser, a verify
+ * endpoint that checks it (altcha-lib creates and verifies the challenge), and the
+ * signed clearance cookie a solution earns.
+ */
+export function createChallengeService(options: ChallengeServiceOptions): ChallengeService {
+  const { secret, ephemeral } = resolveSecret(options.secret)
+  const prefix = options.prefix ?? '/.gatehouse/'
+  if (!/^\/[A-Za-z0-9._~-]+\/$/.test(prefix)) throw invalidOption('prefix', 'a path such as "/.gatehouse/"')
+  const difficulty = options.difficulty ?? 50_000
+  if (!Number.isInteger(difficulty) || difficulty < 1 || difficulty > 10_000_000) {
+    throw invalidOption('difficulty', 'an integer from 1 to 10000000')
+  }
+  const clearanceTtlMs = options.clearanceTtlMs ?? 30 * 60_000
+  if (!Number.isInteger(clearanceTtlMs) || clearanceTtlMs < 1000) throw invalidOption('clearanceTtlMs', 'an integer of at least 1000 ms')
+  const now = options.now ?? Date.now
+  const pagePath = `${prefix}challenge`
+  const verifyPath = `${prefix}verify`
+  const { store } = options
+
+  const warnings: Array<{ code: WarningCode; message: string }> = []
+  if (ephemeral) {
+    warnings.push({
+      code: 'GH_WARN_EPHEMERAL_SECRET',
+      message:
+        'No `secret` or GATEHOUSE_SECRET is set, so challenge clearances use a random key: they will not survive a restart or work across instances.',
+    })
+  }
+
+  function returnTarget(request: ServedRequest, candidate: string | null): string {
+    if (request.origin === null) return '/'
+    return (candidate === null ? null : safeRedirectTarget(candidate, request.origin, request.redirectHosts)) ?? `${request.origin}/`
+  }
+
+  function html(status: number, body: string, nonce: string): ServedResponse {
+    return {
+      status,
+      headers: {
+        'content-type': 'text/html; charset=utf-8',
+        'cache-control': 'no-store',
+        'content-security-policy': `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'`,
+        'referrer-policy': 'no-referrer',
+        'x-content-type-options': 'nosniff',
+      },
+      body,
+    }
+  }
+
+  async function page(request: ServedRequest): Promise<ServedResponse> {
+    const redirectUrl = returnTarget(request, request.query.get('redirect_url'))
+    const binding = bindingTag(secret, clearanceBinding(request.ip, request.headers['user-agent']))
+    const challenge: Challenge = await createChallenge({
+      algorithm: 'SHA-256',
+      cost: 1,
+      counter: randomInt(difficulty),
+      deriveKey,
+      hmacSignatureSecret: secret,
+      expiresAt: Math.floor(now() / 1000) + CHALLENGE_TTL_S,
+      data: { binding },
+    })
+    const nonce = randomBytes(16).toString('base64')
+    return html(
+      200,
+      challengePage({ challenge, max: difficulty, verifyPath, redirectUrl, nonce, failed: request.query.has('failed') }),
+      nonce,
+    )
+  }
+
+  async function verify(request: ServedRequest): Promise<ServedResponse> {
+    const form = await request.readForm(MAX_PAYLOAD * 2)
+    const redirectUrl = returnTarget(request, form?.get('redirect_url') ?? null)
+    const retry = `${pagePath}?${new URLSearchParams({ redirect_url: redirectUrl, failed: '1' })}`
+    const fail = (): ServedResponse => {
+      const nonce = randomBytes(16).toString('base64')
+      return html(403, failurePage(retry, nonce), nonce)
+    }
+    const raw = form?.get('payload')
+    if (raw === undefined || raw === null || raw.length > MAX_PAYLOAD) return fail()
+    let parsed: z.infer<typeof payloadSchema>
+    try {
+      parsed = payloadSchema.parse(JSON.parse(raw))
+    } catch {
+      return fail()
+    }
+    const { challenge, solution } = parsed
+    const binding = clearanceBinding(request.ip, request.headers['user-agent'])
+    if (challenge.parameters.data.binding !== bindingTag(secret, binding)) return fail()
+    const result = await verifySolution({
+      challenge: challenge as Challenge,
+      solution: { counter: solution.counter, derivedKey: solution.derivedKey },
+      deriveKey,
+      hmacSignatureSecret: secret,
+    })
+    if (!result.verified) return fail()
+    // One solution clears one visitor once: remember it until the challenge would expire anyway.
+    const ttl = Math.max(1000, challenge.parameters.expiresAt * 1000 - now())
+    const { count } = await store.increment(`gatehouse:challenge-used:${challenge.signature}`, ttl)
+    if (count > 1) return fail()
+    const expiresAt = now() + clearanceTtlMs
+    const value = issueClearance(secret, binding, expiresAt)
+    const cookie = `${CLEARANCE_COOKIE}=${value}; Path=/; Max-Age=${Math.floor(clearanceTtlMs / 1000)}; HttpOnly; SameSite=Lax${request.secure ? '; Secure' : ''}`
+    return { redirect: redirectUrl, status: 303, setCookies: [cookie] }
+  }
+
+  return {
+    pagePath,
+    warnings,
+    routes: {
+      prefix,
+      async handle(request) {
+        if (request.path === pagePath && (request.method === 'GET' || request.method === 'HEAD')) return page(request)
+        if (request.path === verifyPath && request.method === 'POST') return verify(request)
+        return { status: 404, headers: { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' }, body: 'Not found' }
+      },
+    },
+    isCleared(input) {
+      return verifyClearance(input.cookie(CLEARANCE_COOKIE), secret, clearanceBinding(input.ip, input.headers['user-agent']), now())
+    },
+    async close() {},
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * Shared counters with expiry: velocity rules, used challenges. The in-memory store
+ * serves one process; `@gatehouse/redis` implements the same interface for a fleet.
+ */
+export interface Store {
+  /**
+   * Adds 1 to `key`, creating it with an expiry `ttlMs` from now when it is absent or
+   * expired, and returns the new count and its expiry (epoch ms). Atomic per key.
+   */
+  increment(key: string, ttlMs: number): Promise<{ count: number; expiresAt: number }>
+  /** The current count, or `undefined` when absent or expired. */
+  get(key: string): Promise<number | undefined>
+  delete(key: string): Promise<void>
+  /** Releases connections or timers, if any. */
+  close?(): Promise<void>
+}
+
+export interface MemoryStoreOptions {
+  /** Keys kept at most; the oldest are dropped first. Defaults to 100 000. */
+  maxKeys?: number
+  /** Clock, for tests. Defaults to `Date.now`. */
+  now?: () => number
+}
+
+interface Entry {
+  count: number
+  expiresAt: number
+}
+
+/**
+ * A bounded in-process store. No timer runs in the background: expired keys are removed
+ * when touched, and the oldest keys make room when the store is full, so memory stays
+ * flat whatever a flood of distinct keys does.
+ */
+export class MemoryStore implements Store {
+  readonly #entries = new Map<string, Entry>()
+  readonly #maxKeys: number
+  readonly #now: () => number
+
+  constructor(options: MemoryStoreOptions = {}) {
+    this.#maxKeys = options.maxKeys ?? 100_000
+    this.#now = options.now ?? Date.now
+  }
+
+  async increment(key: string, ttlMs: number): Promise<{ count: number; expiresAt: number }> {
+    const now = this.#now()
+    let entry = this.#entries.get(key)
+    if (entry === undefined || entry.expiresAt <= now) {
+      if (entry !== undefined) this.#entries.delete(key)
+      entry = { count: 0, expiresAt: now + ttlMs }
+      this.#makeRoom(now)
+      this.#entries.set(key, entry)
+    }
+    entry.count++
+    return { count: entry.count, expiresAt: entry.expiresAt }
+  }
+
+  async get(key: string): Promise<number | undefined> {
+    const entry = this.#entries.get(key)
+    if (entry === undefined) return undefined
+    if (entry.expiresAt <= this.#now()) {
+      this.#entries.delete(key)
+      return undefined
+    }
+    return entry.count
+  }
+
+  async delete(key: string): Promise<void> {
+    this.#entries.delete(key)
+  }
+
+  /** How many keys are held, expired ones included until touched. */
+  get size(): number {
+    return this.#entries.size
+  }
+
+  #makeRoom(now: number): void {
+    if (this.#entries.size < this.#maxKeys) return
+    // Map iteration is insertion order: the first entries are the oldest windows.
+    for (const [key, entry] of this.#entries) {
+      if (this.#entries.size < this.#maxKeys) return
+      if (entry.expiresAt <= now || this.#entries.size >= this.#maxKeys) this.#entries.delete(key)
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#entries.clear()
+  }
+}

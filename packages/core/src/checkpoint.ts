@@ -97,9 +97,14 @@ function plainObject(value: unknown): value is Record<string, unknown> {
 export function compileCheckpoint<Native>(spec: CheckpointSpec<Native>): CompiledCheckpoint<Native> {
   const result = specSchema.safeParse(spec)
   if (!result.success) {
-    const field = String(result.error.issues[0]?.path[0] ?? '')
+    const issue = result.error.issues[0]
+    const field = String((issue?.code === 'unrecognized_keys' ? issue.keys[0] : issue?.path[0]) ?? '')
     if (field === '' || !(field in accepted)) {
-      throw invalidOption(field === '' ? 'checkpoint' : `checkpoint.${field}`, 'a known checkpoint field', result.error)
+      throw invalidOption(
+        field === '' ? 'checkpoint' : `checkpoint.${field}`,
+        `a known checkpoint field (${Object.keys(accepted).join(', ')})`,
+        result.error,
+      )
     }
     throw invalidOption(`checkpoint.${field}`, accepted[field] ?? 'a valid value', result.error)
   }

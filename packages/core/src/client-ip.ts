@@ -24,8 +24,9 @@ export function compileTrust(value: TrustProxy, option = 'trustProxy'): TrustFun
     }
     return (_address, hop) => hop < value
   }
-  const list = typeof value === 'string' ? value.split(',').map((part) => part.trim()) : [...value]
   try {
+    if (typeof value !== 'string' && !Array.isArray(value)) throw new TypeError('not a string or an array')
+    const list = typeof value === 'string' ? value.split(',').map((part) => part.trim()) : [...value]
     return proxyaddr.compile(list)
   } catch (error) {
     throw invalidOption(option, `'loopback', 'linklocal', 'uniquelocal', IP addresses or CIDR ranges (got ${JSON.stringify(value)})`, error)

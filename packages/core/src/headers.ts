@@ -21,6 +21,8 @@ export const HOP_BY_HOP_HEADERS: readonly string[] = Object.freeze([
   'upgrade',
 ])
 
+const ALWAYS_SENSITIVE = new Set(ALWAYS_SENSITIVE_HEADERS)
+
 export interface SanitizeLimits {
   /** Headers forwarded at most; the rest are dropped. */
   maxHeaders: number
@@ -38,7 +40,7 @@ export const DEFAULT_SANITIZE_LIMITS: SanitizeLimits = Object.freeze({
 
 /**
  * Copies the request headers into a plain object a backend may see: lowercase names,
- * sensitive headers removed, repeated values joined, counts and lengths capped.
+ * credentials and cookies always removed, and `sensitive` ones too, repeated values joined, counts and lengths capped.
  * The application's own header object is never modified.
  */
 export function sanitizeHeaders(
@@ -50,7 +52,7 @@ export function sanitizeHeaders(
   let count = 0
   for (const key in headers) {
     const name = key.toLowerCase()
-    if (sensitive.has(name)) continue
+    if (sensitive.has(name) || ALWAYS_SENSITIVE.has(name)) continue
     const value = headers[key]
     if (value === undefined) continue
     const text = typeof value === 'string' ? value : value.join(', ')

@@ -167,7 +167,12 @@ export function resolveOptions<Native>(input: GateOptions<Native> | undefined): 
     const value = options[key as keyof GateOptions]
     if (value === undefined) continue
     const result = entry[0].safeParse(value)
-    if (!result.success) throw invalidOption(key, entry[1], result.error)
+    if (!result.success) {
+      // Name the nested field when there is one (`challenge.url`), so the fix is obvious.
+      const issue = result.error.issues[0]
+      const nested = issue?.code === 'unrecognized_keys' ? issue.keys[0] : issue?.path.find((part) => typeof part === 'string')
+      throw invalidOption(nested === undefined ? key : `${key}.${String(nested)}`, entry[1], result.error)
+    }
   }
 
   const backends = options.backend === undefined ? [localPolicies()] : [options.backend].flat()

@@ -154,7 +154,11 @@ export class Transport {
         attempts: 1,
       }
     } finally {
-      if (!body.readableEnded) body.destroy()
+      if (!body.readableEnded) {
+        // Destroying an unread undici body emits 'error'; unheard, it would crash the app.
+        body.on('error', () => {})
+        body.destroy()
+      }
     }
   }
 

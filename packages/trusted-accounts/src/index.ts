@@ -28,11 +28,18 @@ const DEFAULT_BLOCKED_URL = 'https://blocked.trustedaccounts.org/blocked.html'
 /** A visitor id is short and URL-safe; anything else in the cookie is not forwarded. */
 const TRUSTED_ID = /^[A-Za-z0-9._~-]{1,256}$/
 
+// Only `decision` is a documented field; the others are read when they look right and
+// ignored otherwise, so an unexpected shape never turns a block into a fail-open allow.
 const reply = z.looseObject({
   decision: z.enum(['allow', 'challenge', 'block']),
-  requestId: z.string().max(256).optional(),
-  trustedId: z.string().regex(TRUSTED_ID).optional(),
+  requestId: z.unknown().optional(),
+  trustedId: z.unknown().optional(),
 })
+
+function optionalString(value: unknown, pattern: RegExp): string | undefined {
+  return typeof value === 'string' && pattern.test(value) ? value : undefined
+}
+const REQUEST_ID = /^[\x21-\x7e]{1,256}$/
 
 const optionsSchema = z.strictObject({
   secretKey: z.string().min(1),
@@ -65,7 +72,8 @@ function trustedIdFromCookies(setCookies: readonly string[]): string | undefined
 export function trustedAccounts(options: TrustedAccountsOptions): DecisionBackend {
   const parsed = optionsSchema.safeParse(options)
   if (!parsed.success) {
-    const field = String(parsed.error.issues[0]?.path[0] ?? 'options')
+    const issue = parsed.error.issues[0]
+    const field = String((issue?.code === 'unrecognized_keys' ? issue.keys[0] : issue?.path[0]) ?? 'options')
     throw new GatehouseError(
       'GH_INVALID_OPTION',
       `Invalid option \`${field}\` for trustedAccounts(): ${parsed.error.issues[0]?.message ?? 'invalid'}.`,
@@ -120,9 +128,10 @@ export function trustedAccounts(options: TrustedAccountsOptions): DecisionBacken
           cause: result.error,
         })
       }
-      const { decision, requestId } = result.data
+      const { decision } = result.data
+      const requestId = optionalString(result.data.requestId, REQUEST_ID)
       const signals: Record<string, unknown> = {}
-      const replyTrustedId = result.data.trustedId ?? trustedIdFromCookies(response.setCookies) ?? trustedId
+      const replyTrustedId = optionalString(result.data.trustedId, TRUSTED_ID) ?? trustedIdFromCookies(response.setCookies) ?? trustedId
       if (replyTrustedId !== undefined && TRUSTED_ID.test(replyTrustedId)) signals.trustedId = replyTrustedId
       return {
         verdict: decision === 'block' ? 'deny' : decision,

@@ -1,0 +1,74 @@
+import { invalidOption } from '../errors.js'
+import type { BackendVerdict, Verdict } from '../types.js'
+import { type CompileEnv, compileCondition, type Matcher } from './conditions.js'
+import type { RequestFacts } from './facts.js'
+import { ruleSchema, ruleError } from './schema.js'
+import type { Condition, Rule } from './types.js'
+
+export interface CompiledRule {
+  readonly name: string
+  readonly verdict: Verdict
+  readonly priority: number
+  readonly match: Matcher
+  /** The same verdict object every time the rule fires: nothing to allocate per request. */
+  readonly reply: BackendVerdict
+}
+
+function compiled(name: string, verdict: Verdict, priority: number, match: Matcher): CompiledRule {
+  return { name, verdict, priority, match, reply: Object.freeze({ verdict, reason: name }) }
+}
+
+/** A rule built in code (the simple options), trusted to be well-formed. */
+export function compileBuiltRule(
+  name: string,
+  verdict: Verdict,
+  when: Condition,
+  path: string,
+  env: Omit<CompileEnv, 'rule'>,
+): CompiledRule {
+  return compiled(name, verdict, Number.POSITIVE_INFINITY, compileCondition(when, path, { ...env, rule: name }))
+}
+
+/**
+ * Validates and compiles user rules (TypeScript objects or parsed JSON alike), then orders
+ * them: higher `priority` first, ties in declaration order. Throws `GH_INVALID_OPTION`
+ * naming the first bad rule's path, e.g. `rules[3].when.ip`.
+ */
+export function compileRules(
+  rules: readonly unknown[],
+  option: string,
+  env: Omit<CompileEnv, 'rule'>,
+  taken: ReadonlyMap<string, string>,
+): CompiledRule[] {
+  const names = new Map(taken)
+  const list = rules.map((raw, index) => {
+    const base = `${option}[${index}]`
+    const result = ruleSchema.safeParse(raw)
+    if (!result.success) throw ruleError(base, result.error)
+    const rule = raw as Rule
+    const clash = names.get(rule.name)
+    if (clash !== undefined) throw invalidOption(`${base}.name`, `a unique rule name (\`${rule.name}\` is already used by ${clash})`)
+    names.set(rule.name, base)
+    const match = compileCondition(rule.when, `${base}.when`, { ...env, rule: rule.name })
+    return { rule: compiled(rule.name, rule.verdict, rule.priority ?? 0, match), index }
+  })
+  list.sort((a, b) => b.rule.priority - a.rule.priority || a.index - b.index)
+  return list.map(({ rule }) => rule)
+}
+
+const ALLOW: BackendVerdict = Object.freeze({ verdict: 'allow', reason: null })
+const ALLOW_CLEARED: BackendVerdict = Object.freeze({ verdict: 'allow', reason: null, signals: Object.freeze({ clearance: true }) })
+
+/**
+ * The first matching rule decides. A request holding a valid clearance skips every
+ * challenge rule (it has solved one already); allow, deny and review rules still apply.
+ */
+export async function evaluate(rules: readonly CompiledRule[], facts: RequestFacts): Promise<BackendVerdict> {
+  for (const rule of rules) {
+    if (rule.verdict === 'challenge' && facts.cleared) continue
+    let matched = rule.match(facts)
+    if (typeof matched !== 'boolean') matched = await matched
+    if (matched) return rule.reply
+  }
+  return facts.clearanceChecked && facts.cleared ? ALLOW_CLEARED : ALLOW
+}

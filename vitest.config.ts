@@ -23,6 +23,17 @@ export default defineConfig({
         resolve: { alias },
         test: { name: 'vendors', include: ['test/vendors/**/*.test.ts'] },
       },
+      // The browser flow runs on one version of each framework: it tests the page, not the adapter.
+      ...['express-5', 'koa-3'].map((framework) => ({
+        resolve: { alias },
+        test: {
+          name: `browser-${framework}`,
+          include: ['test/browser/**/*.test.ts'],
+          env: { GATEHOUSE_FRAMEWORK: framework },
+          testTimeout: 30_000,
+          hookTimeout: 30_000,
+        },
+      })),
       ...frameworks.map((framework) => ({
         resolve: { alias },
         test: {

@@ -25,6 +25,8 @@ export interface SiteOptions {
   checkpoint?: Partial<CheckpointSpec<Native>>
   /** Interface to listen on. Defaults to `127.0.0.1`. */
   host?: string
+  /** An earlier middleware prepares a default response (Koa: `ctx.body`; Express: a header) before Gatehouse runs. */
+  presetResponse?: boolean
 }
 
 export interface Site {
@@ -83,6 +85,12 @@ async function buildHandler(options: SiteOptions, decisions: Decision[], logs: A
     const { default: express } = (await import(framework)) as { default: typeof import('express') }
     const app = express()
     if (options.frameworkHops !== undefined) app.set('trust proxy', options.frameworkHops)
+    if (options.presetResponse) {
+      app.use((_req, res, next) => {
+        res.setHeader('x-preset', '1')
+        next()
+      })
+    }
     const gate = expressGuard(gateOptions as GateOptions<GuardRequest>)
     app.use(gate)
     app.post('/login', express.json(), gate.checkpoint(checkpoint as CheckpointSpec<GuardRequest>), (req, res) => {
@@ -102,6 +110,12 @@ async function buildHandler(options: SiteOptions, decisions: Decision[], logs: A
   if (options.frameworkHops !== undefined) {
     app.proxy = true
     app.maxIpsCount = options.frameworkHops
+  }
+  if (options.presetResponse) {
+    app.use(async (ctx, next) => {
+      ctx.body = 'default'
+      await next()
+    })
   }
   const gate = koaGuard(gateOptions as GateOptions<GuardContext>)
   const loginCheckpoint = gate.checkpoint(checkpoint as CheckpointSpec<GuardContext>)

@@ -107,6 +107,15 @@ describe(`verdicts become responses (${framework})`, () => {
     expect(response.headers.location).toMatch(/^https:\/\/shop\.test\/blocked\?redirect_url=/)
   })
 
+  it('deny and challenge hold even when an earlier middleware prepared a default response', async () => {
+    site = await startSite({ presetResponse: true, gate: { backend: fixed('deny') } })
+    await request(site.url).get('/api').set('Accept', 'application/json').expect(403)
+    await site.close()
+    site = await startSite({ presetResponse: true, gate: { backend: fixed('challenge') } })
+    const response = await request(site.url).get('/api').set('Accept', 'application/json').expect(403)
+    expect(response.body.error).toBe('challenge_required')
+  })
+
   it('review: onReview runs, then the route runs with the decision', async () => {
     const reviewed: string[] = []
     site = await startSite({

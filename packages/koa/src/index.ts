@@ -59,6 +59,8 @@ function koaTrust(app: GuardContext['app']): TrustFunction {
 
 function view(ctx: GuardContext): RequestView<GuardContext> {
   const { req, res } = ctx
+  // A body an earlier middleware set is not an answer to this decision; only a change is.
+  const bodyBefore = ctx.body
   return {
     native: ctx,
     method: req.method ?? 'GET',
@@ -69,7 +71,7 @@ function view(ctx: GuardContext): RequestView<GuardContext> {
     frameworkTrust: koaTrust(ctx.app),
     body: ctx.request.body,
     // A Koa hook answers by setting `ctx.body`; a raw one by writing to `ctx.res`.
-    responded: () => res.headersSent || res.writableEnded || ctx.respond === false || ctx.body != null,
+    responded: () => res.headersSent || res.writableEnded || ctx.respond === false || ctx.body !== bodyBefore,
     readBody: (limit) => readRequestBody(req, limit),
     onClientGone(listener) {
       const onClose = () => {

@@ -1,4 +1,5 @@
 import ipaddr from 'ipaddr.js'
+import { type BreakerState, CircuitBreaker } from './breaker.js'
 import { type CheckpointSpec, type CompiledCheckpoint, compileCheckpoint } from './checkpoint.js'
 import { resolveClientIp, resolveHost, resolveProtocol } from './client-ip.js'
 import { failureOf, GatehouseError } from './errors.js'
@@ -31,6 +32,8 @@ export interface Gate<Native = unknown> {
   decide(view: RequestView<Native>, checkpoint?: CompiledCheckpoint<Native>): Promise<Outcome>
   /** Validates a checkpoint spec now, so a bad route fails at start-up. */
   checkpoint(spec: CheckpointSpec<Native>): CompiledCheckpoint<Native>
+  /** Each backend's circuit breaker state (`closed` when breakers are off). */
+  breakerStates(): Record<string, BreakerState>
   /** Releases the backends' connection pools. */
   close(): Promise<void>
 }
@@ -43,7 +46,7 @@ const trustNone: TrustFunction = () => false
 
 type Part =
   | { backend: DecisionBackend; ok: true; reply: BackendVerdict }
-  | { backend: DecisionBackend; ok: false; failure: FailureClass; error: unknown }
+  | { backend: DecisionBackend; ok: false; failure: FailureClass; error: unknown; reason?: string }
 
 function isInvalidCheckpoint(part: Part): boolean {
   return !part.ok && part.error instanceof GatehouseError && part.error.code === 'GH_INVALID_CHECKPOINT'
@@ -73,6 +76,23 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
   const { backends, logger } = config
   const warnings = new Warnings(logger, config.disabledWarnings)
   const cookieAllowLists = new Map(backends.map((backend) => [backend, new Set(backend.cookies ?? [])]))
+  const breakers = new Map<DecisionBackend, CircuitBreaker>()
+  if (config.breaker !== false) {
+    for (const backend of backends) {
+      breakers.set(
+        backend,
+        new CircuitBreaker(config.breaker, (state) => {
+          const message =
+            state === 'open'
+              ? `${backend.name} keeps failing: decisions take the fallback without calling it until a probe succeeds.`
+              : state === 'closed'
+                ? `${backend.name} answers again: the circuit breaker closed.`
+                : `${backend.name}: probing after the cool-down.`
+          logger.warn({ code: `GH_BREAKER_${state.toUpperCase().replace('-', '_')}`, backend: backend.name, state }, message)
+        }),
+      )
+    }
+  }
 
   for (const backend of backends) {
     for (const warning of backend.warnings ?? []) warnings.once(warning.code, warning.message, { backend: backend.name })
@@ -159,6 +179,26 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     deadline: number,
     aborted: Promise<never>,
   ): Promise<Part> {
+    const breaker = breakers.get(backend)
+    if (breaker === undefined) return callWithinBudget(backend, input, signal, deadline, aborted)
+    if (!breaker.tryCall(performance.now())) {
+      const error = GatehouseError.backend(breaker.lastFailure, `${backend.name} is not called while its circuit breaker is open.`)
+      return { backend, ok: false, failure: breaker.lastFailure, error, reason: 'circuit_open' }
+    }
+    const part = await callWithinBudget(backend, input, signal, deadline, aborted)
+    if (part.ok) breaker.success(performance.now())
+    else if (signal.reason === ABORT_CLIENT_GONE || isInvalidCheckpoint(part)) breaker.abandon()
+    else breaker.failure(performance.now(), part.failure)
+    return part
+  }
+
+  async function callWithinBudget(
+    backend: DecisionBackend,
+    input: DecisionInput,
+    signal: AbortSignal,
+    deadline: number,
+    aborted: Promise<never>,
+  ): Promise<Part> {
     const own =
       backends.length > 1 && backend.timeoutMs !== undefined && backend.timeoutMs < config.timeoutMs ? backend.timeoutMs : undefined
     if (own === undefined) return attempt(backend, input, signal, deadline, aborted)
@@ -215,13 +255,13 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
       if (parts.length > 1) {
         perBackend[part.backend.name] = part.ok
           ? { verdict, source: 'backend', reason: part.reply.reason ?? null, signals: part.reply.signals ?? {} }
-          : { verdict, source: 'fallback', reason: part.failure }
+          : { verdict, source: 'fallback', reason: part.reason ?? part.failure }
       }
     })
     const decision: Decision = {
       verdict: config.monitor ? 'allow' : winnerVerdict,
       wouldBe: winnerVerdict,
-      reason: winner.ok ? (winner.reply.reason ?? null) : winner.failure,
+      reason: winner.ok ? (winner.reply.reason ?? null) : (winner.reason ?? winner.failure),
       source: winner.ok ? 'backend' : 'fallback',
       backend: winner.backend.name,
       requestId: winner.ok ? (winner.reply.requestId ?? null) : null,
@@ -481,6 +521,9 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
       }
     },
     checkpoint: compileCheckpoint,
+    breakerStates() {
+      return Object.fromEntries(backends.map((backend) => [backend.name, breakers.get(backend)?.state ?? 'closed']))
+    },
     async close() {
       await Promise.all(backends.map((backend) => backend.close?.()))
     },

@@ -1,4 +1,5 @@
 export { readRequestBody } from './body.js'
+export { type BreakerOptions, type BreakerState, CircuitBreaker, DEFAULT_BREAKER } from './breaker.js'
 export {
   type ChallengeService,
   type ChallengeServiceOptions,

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import type { BreakerOptions } from './breaker.js'
 import { compileTrust, type TrustProxy } from './client-ip.js'
 import { invalidOption } from './errors.js'
 import { ALWAYS_SENSITIVE_HEADERS, DEFAULT_SANITIZE_LIMITS, HOP_BY_HOP_HEADERS, type SanitizeLimits } from './headers.js'
@@ -60,6 +61,12 @@ export interface GateOptions<Native = unknown> {
   logger?: Logger
   /** `false` silences every misconfiguration warning; or switch single codes off. Defaults to all on. */
   warnings?: boolean | Partial<Record<WarningCode, boolean>>
+  /**
+   * A circuit breaker per backend: after 5 failures in a row, or half of at least 20 calls in
+   * 10 s, decisions take the fallback at once (`reason: 'circuit_open'`) until, after a 5 s
+   * cool-down, one probe call succeeds. `false` turns it off. Defaults to on.
+   */
+  breaker?: false | BreakerOptions
 }
 
 export interface ResolvedOptions<Native> {
@@ -82,6 +89,7 @@ export interface ResolvedOptions<Native> {
   hookTimeoutMs: number
   logger: Logger
   disabledWarnings: ReadonlySet<string>
+  breaker: false | BreakerOptions
 }
 
 export const DEFAULT_TIMEOUT_MS = 300
@@ -143,6 +151,19 @@ const schemas: Record<keyof GateOptions, [z.ZodType, string]> = {
     'a pino-compatible logger with warn() and error()',
   ],
   warnings: [z.union([z.boolean(), z.record(z.string().startsWith('GH_WARN_'), z.boolean())]), 'a boolean or { GH_WARN_…: boolean }'],
+  breaker: [
+    z.union([
+      z.literal(false),
+      z.strictObject({
+        consecutiveFailures: z.number().int().min(1).optional(),
+        minimumCalls: z.number().int().min(1).optional(),
+        failureRate: z.number().gt(0).max(1).optional(),
+        windowMs: z.number().int().min(100).optional(),
+        cooldownMs: z.number().int().min(1).optional(),
+      }),
+    ]),
+    'false, or { consecutiveFailures?, minimumCalls?, failureRate? (0–1], windowMs?, cooldownMs? }',
+  ],
 }
 
 const ALL_WARNINGS: WarningCode[] = [
@@ -219,5 +240,6 @@ export function resolveOptions<Native>(input: GateOptions<Native> | undefined): 
     hookTimeoutMs: options.hookTimeoutMs ?? 1000,
     logger: options.logger ?? consoleLogger,
     disabledWarnings,
+    breaker: options.breaker ?? {},
   }
 }

@@ -88,3 +88,66 @@ describe(`invalid checkpoint data (${framework})`, () => {
     expect(site.logs).toContainEqual(['error', 'GH_INVALID_CHECKPOINT'])
   })
 })
+
+describe(`the decision cache (${framework})`, () => {
+  const counting = (verdict: Verdict) => {
+    const calls = { count: 0 }
+    const backend: DecisionBackend = {
+      name: 'counting',
+      cookies: ['vid'],
+      decide: async () => {
+        calls.count++
+        return { verdict, reason: `counted:${verdict}`, requestId: `r${calls.count}` }
+      },
+    }
+    return { backend, calls }
+  }
+
+  it('reuses a verdict for the same visitor within its TTL and says so', async () => {
+    const { backend, calls } = counting('deny')
+    site = await startSite({ gate: { backend, cache: { ttlMs: { deny: 60_000 } } } })
+    await request(site.url).get('/a').expect(403)
+    await request(site.url).get('/b').expect(403)
+    expect(calls.count).toBe(1)
+    expect(site.decisions.map((decision) => decision.source)).toEqual(['backend', 'cache'])
+    expect(site.decisions[1]).toMatchObject({ verdict: 'deny', reason: 'counted:deny', requestId: 'r1' })
+  })
+
+  it('keys on the visitor cookie the backend declares before the IP', async () => {
+    const { backend, calls } = counting('allow')
+    site = await startSite({ gate: { backend, cache: { ttlMs: 60_000 } } })
+    await request(site.url).get('/').set('Cookie', 'vid=one').expect(200)
+    await request(site.url).get('/').set('Cookie', 'vid=one').expect(200)
+    await request(site.url).get('/').set('Cookie', 'vid=two').expect(200)
+    expect(calls.count).toBe(2)
+  })
+
+  it('never caches checkpoints unless asked, nor challenges by default, nor fallbacks', async () => {
+    const allow = counting('allow')
+    site = await startSite({ gate: { backend: allow.backend, cache: {}, skip: ['/login'] } })
+    await request(site.url).post('/login').send({ email: 'a@example.com' }).expect(200)
+    await request(site.url).post('/login').send({ email: 'a@example.com' }).expect(200)
+    expect(allow.calls.count).toBe(2)
+    await site.close()
+
+    const challenge = counting('challenge')
+    site = await startSite({ gate: { backend: challenge.backend, cache: {} } })
+    await request(site.url).get('/').expect(403)
+    await request(site.url).get('/').expect(403)
+    expect(challenge.calls.count).toBe(2)
+    await site.close()
+
+    let failures = 0
+    const failing: DecisionBackend = {
+      name: 'failing',
+      decide: async () => {
+        failures++
+        throw new Error('down')
+      },
+    }
+    site = await startSite({ gate: { backend: failing, cache: { ttlMs: 60_000 }, breaker: false } })
+    await request(site.url).get('/').expect(200)
+    await request(site.url).get('/').expect(200)
+    expect(failures).toBe(2)
+  })
+})

@@ -1,5 +1,6 @@
 import ipaddr from 'ipaddr.js'
 import { type BreakerState, CircuitBreaker } from './breaker.js'
+import { DecisionCache } from './cache.js'
 import { type CheckpointSpec, type CompiledCheckpoint, compileCheckpoint } from './checkpoint.js'
 import { resolveClientIp, resolveHost, resolveProtocol } from './client-ip.js'
 import { failureOf, GatehouseError } from './errors.js'
@@ -98,6 +99,8 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     for (const warning of backend.warnings ?? []) warnings.once(warning.code, warning.message, { backend: backend.name })
   }
   const routed = backends.filter((backend) => backend.routes !== undefined)
+  const cache = config.cache === undefined ? undefined : new DecisionCache(config.cache, backends)
+  const declaredCookies = new Set(backends.flatMap((backend) => backend.cookies ?? []))
   const redirectHostSet: ReadonlySet<string> = new Set(config.redirectHosts)
 
   if (config.trustsEveryProxy && process.env.NODE_ENV === 'production') {
@@ -453,6 +456,26 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
       return { ...base, cookie: (name) => (allowed?.has(name) ? cookies.value(name) : undefined) }
     }
 
+    const cacheKey =
+      cache !== undefined && (checkpoint === undefined || cache.checkpoints)
+        ? cache.keyFor({ ...base, cookie: (name) => (declaredCookies.has(name) ? cookies.value(name) : undefined) })
+        : null
+    if (cacheKey !== null) {
+      const cached = cache?.get(cacheKey, Date.now())
+      if (cached !== undefined) {
+        const decision: Decision = {
+          ...cached,
+          verdict: config.monitor ? 'allow' : cached.wouldBe,
+          source: 'cache',
+          latencyMs: performance.now() - started,
+          setCookies: [],
+        }
+        notify(decision, native)
+        const winner = backends.find((backend) => backend.name === decision.backend) ?? (backends[0] as DecisionBackend)
+        return { decision, action: await act(decision, view, inputFor(winner), protocol, checkpoint) }
+      }
+    }
+
     const controller = new AbortController()
     const { signal } = controller
     const timer = setTimeout(() => controller.abort(ABORT_TIMEOUT), config.timeoutMs)
@@ -492,6 +515,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
       }
       return { decision, action: { type: 'error', error: invalid.error as Error } }
     }
+    if (cacheKey !== null) cache?.set(cacheKey, { ...decision }, Date.now())
     notify(decision, native)
     const fullInput = inputFor(backends.find((backend) => backend.name === decision.backend) ?? (backends[0] as DecisionBackend))
     const action = await act(decision, view, fullInput, protocol, checkpoint)

@@ -1,5 +1,6 @@
 export { readRequestBody } from './body.js'
 export { type BreakerOptions, type BreakerState, CircuitBreaker, DEFAULT_BREAKER } from './breaker.js'
+export { type CacheOptions, DecisionCache } from './cache.js'
 export {
   type ChallengeService,
   type ChallengeServiceOptions,

@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import type { BreakerOptions } from './breaker.js'
+import type { CacheOptions } from './cache.js'
 import { compileTrust, type TrustProxy } from './client-ip.js'
 import { invalidOption } from './errors.js'
 import { ALWAYS_SENSITIVE_HEADERS, DEFAULT_SANITIZE_LIMITS, HOP_BY_HOP_HEADERS, type SanitizeLimits } from './headers.js'
@@ -67,6 +68,8 @@ export interface GateOptions<Native = unknown> {
    * cool-down, one probe call succeeds. `false` turns it off. Defaults to on.
    */
   breaker?: false | BreakerOptions
+  /** Reuse a backend's verdict for the same visitor for a while (see {@link CacheOptions}). Defaults to off. */
+  cache?: CacheOptions
 }
 
 export interface ResolvedOptions<Native> {
@@ -90,6 +93,7 @@ export interface ResolvedOptions<Native> {
   logger: Logger
   disabledWarnings: ReadonlySet<string>
   breaker: false | BreakerOptions
+  cache: CacheOptions | undefined
 }
 
 export const DEFAULT_TIMEOUT_MS = 300
@@ -163,6 +167,15 @@ const schemas: Record<keyof GateOptions, [z.ZodType, string]> = {
       }),
     ]),
     'false, or { consecutiveFailures?, minimumCalls?, failureRate? (0–1], windowMs?, cooldownMs? }',
+  ],
+  cache: [
+    z.strictObject({
+      ttlMs: z.union([z.number().int().min(0), z.partialRecord(verdict, z.number().int().min(0))]).optional(),
+      key: fn.optional(),
+      checkpoints: z.boolean().optional(),
+      maxEntries: z.number().int().min(1).optional(),
+    }),
+    '{ ttlMs?: ms or { allow?, challenge?, deny?, review? }, key?: (input) => string, checkpoints?: boolean, maxEntries?: number }',
   ],
 }
 
@@ -241,5 +254,6 @@ export function resolveOptions<Native>(input: GateOptions<Native> | undefined): 
     logger: options.logger ?? consoleLogger,
     disabledWarnings,
     breaker: options.breaker ?? {},
+    cache: options.cache,
   }
 }

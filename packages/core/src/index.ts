@@ -9,13 +9,35 @@ export {
 } from './challenge/index.js'
 export type { CheckpointSpec, CompiledCheckpoint, Extractor } from './checkpoint.js'
 export { compileTrust, normalizeIp, resolveClientIp, resolveHost, resolveProtocol, type TrustProxy } from './client-ip.js'
-export { failureOf, GatehouseError, type GatehouseErrorCode, type GatehouseErrorDetails, invalidCheckpoint } from './errors.js'
+export {
+  failureOf,
+  GatehouseError,
+  type GatehouseErrorCode,
+  type GatehouseErrorDetails,
+  invalidCheckpoint,
+  invalidOption,
+} from './errors.js'
 export { createGate, type Gate } from './gate.js'
 export { ALWAYS_SENSITIVE_HEADERS, readCookies, sanitizeHeaders } from './headers.js'
 export { type HttpBackendOptions, httpBackend } from './http-backend.js'
-export { type LocalPoliciesOptions, localPolicies } from './local-policies.js'
+export { type LocalPoliciesBackend, type LocalPoliciesOptions, localPolicies } from './local-policies.js'
 export { consoleLogger, type Logger, type WarningCode } from './logger.js'
 export type { ChallengeHook, ChallengeOptions, DenyOptions, GateOptions, OnError } from './options.js'
+export { AUTOMATION_USER_AGENTS, defaultRules } from './policies/defaults.js'
+export type { ListStatus } from './policies/lists.js'
+export type {
+  CheckpointTest,
+  Condition,
+  HeaderTest,
+  ListRef,
+  ListSource,
+  PathPattern,
+  Pattern,
+  Rule,
+  SignalTest,
+  VelocityKey,
+  VelocityTest,
+} from './policies/types.js'
 export { returnOrigin, returnUrl, safeRedirectTarget } from './redirect.js'
 export { type CookieCheck, checkSetCookie } from './set-cookie.js'
 export type { SkipRule } from './skip.js'

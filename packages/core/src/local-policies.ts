@@ -1,63 +1,203 @@
-import ipaddr from 'ipaddr.js'
+import { resolve } from 'node:path'
+import { z } from 'zod'
+import { CLEARANCE_COOKIE, createChallengeService } from './challenge/index.js'
 import { invalidOption } from './errors.js'
-import type { BackendVerdict, DecisionBackend, DecisionInput } from './types.js'
+import { consoleLogger, type Logger, type WarningCode } from './logger.js'
+import { type CompiledRule, compileBuiltRule, compileRules, evaluate } from './policies/compile.js'
+import type { CompileEnv } from './policies/conditions.js'
+import { defaultRules } from './policies/defaults.js'
+import { RequestFacts } from './policies/facts.js'
+import { parseRange } from './policies/ip-set.js'
+import { compileEntries, fileList, inlineList, type ListHandle, type ListStatus, type NamedList } from './policies/lists.js'
+import { listSourceSchema, NAME } from './policies/schema.js'
+import type { ListSource, Rule } from './policies/types.js'
+import { MemoryStore, type Store } from './store.js'
+import type { DecisionBackend } from './types.js'
 
 export interface LocalPoliciesOptions {
-  /** IPs or CIDR ranges always allowed (checked first). Defaults to none. */
+  /**
+   * The rules, as TypeScript objects or parsed JSON; see POLICIES.md. Setting them
+   * replaces the defaults: spread `defaultRules` to keep them. Defaults to `defaultRules`.
+   */
+  rules?: readonly Rule[]
+  /** Named lists of IPs, CIDR ranges or domains, inline or in files, for `{ list: name }`. Defaults to none. */
+  lists?: Record<string, ListSource>
+  /** Where velocity counters and used challenges are kept. Defaults to a bounded in-memory store. */
+  store?: Store
+  /** HMAC secret for challenge clearances (at least 32 characters). Defaults to `GATEHOUSE_SECRET`, else a random one (with a warning). */
+  secret?: string
+  /** Proof-of-work size of the self-hosted challenge. Defaults to the challenge's own default. */
+  difficulty?: number
+  /** How long a solved challenge clears its visitor, in ms. Defaults to the challenge's own default (30 minutes). */
+  clearanceTtlMs?: number
+  /** IPs or CIDR ranges always allowed, before every rule. Defaults to none. */
   allowIps?: string[]
-  /** IPs or CIDR ranges denied. Defaults to none. */
+  /** IPs or CIDR ranges denied, before every rule but `allowIps`. Defaults to none. */
   denyIps?: string[]
-  /** User agents denied: a RegExp, or a case-insensitive substring. Defaults to none. */
+  /** User agents denied, before every rule but the IP lists: a RegExp, or a case-insensitive substring. Defaults to none. */
   denyUserAgents?: Array<string | RegExp>
+  /** Where list reloads and store failures are reported at run time. Defaults to stderr. */
+  logger?: Logger
 }
 
-type Range = [ipaddr.IPv4 | ipaddr.IPv6, number]
+/** The embedded engine: a decision backend that also serves its challenge and reports on its lists. */
+export interface LocalPoliciesBackend extends DecisionBackend {
+  /** What a named list holds now, and whether its file could be read; `undefined` for an unknown name. */
+  listStatus(name: string): ListStatus | undefined
+}
 
-function compileRanges(list: string[] | undefined, option: string): Range[] {
-  return (list ?? []).map((entry) => {
-    try {
-      if (entry.includes('/')) return ipaddr.parseCIDR(entry)
-      const address = ipaddr.parse(entry)
-      return [address, address.kind() === 'ipv4' ? 32 : 128]
-    } catch (error) {
-      throw invalidOption(option, `IP addresses or CIDR ranges (got ${JSON.stringify(entry)})`, error)
+const fn = z.custom<(...args: never[]) => unknown>((value) => typeof value === 'function')
+const optionSchemas: Record<keyof LocalPoliciesOptions, [z.ZodType, string]> = {
+  rules: [z.array(z.unknown()), 'an array of rules'],
+  lists: [z.record(z.string(), z.unknown()), 'an object of named lists'],
+  store: [
+    z.custom<Store>(
+      (value) =>
+        typeof value === 'object' &&
+        value !== null &&
+        typeof (value as Store).increment === 'function' &&
+        typeof (value as Store).get === 'function' &&
+        typeof (value as Store).delete === 'function',
+    ),
+    'a store with increment(), get() and delete()',
+  ],
+  secret: [z.string(), 'a string of at least 32 characters'],
+  difficulty: [z.number(), 'an integer'],
+  clearanceTtlMs: [z.number(), 'an integer number of milliseconds'],
+  allowIps: [z.array(z.string()), 'an array of IP addresses or CIDR ranges'],
+  denyIps: [z.array(z.string()), 'an array of IP addresses or CIDR ranges'],
+  denyUserAgents: [z.array(z.union([z.string().regex(/\S/), z.instanceof(RegExp)])), 'RegExps or non-blank strings'],
+  logger: [z.object({ warn: fn, error: fn }), 'a pino-compatible logger with warn() and error()'],
+}
+
+function validate(input: LocalPoliciesOptions): void {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw invalidOption('localPolicies', 'an options object')
+  for (const [key, value] of Object.entries(input)) {
+    const entry = optionSchemas[key as keyof LocalPoliciesOptions]
+    if (entry === undefined) throw invalidOption(key, `one of the known localPolicies options (${Object.keys(optionSchemas).join(', ')})`)
+    if (value === undefined) continue
+    const result = entry[0].safeParse(value)
+    if (!result.success) throw invalidOption(key, entry[1], result.error)
+  }
+  for (const key of ['allowIps', 'denyIps'] as const) {
+    input[key]?.forEach((entry) => {
+      if (parseRange(entry.trim()) === null) throw invalidOption(key, `IP addresses or CIDR ranges (got ${JSON.stringify(entry)})`)
+    })
+  }
+}
+
+function openLists(sources: Record<string, ListSource>, logger: Logger, problems: string[], opened: Map<string, NamedList>): void {
+  for (const [name, source] of Object.entries(sources)) {
+    const option = `lists.${name}`
+    if (!NAME.test(name)) throw invalidOption(option, 'a list name of letters, digits, "_", "." or "-" (at most 64)')
+    const result = listSourceSchema.safeParse(source)
+    if (!result.success) throw invalidOption(option, 'an array of entries, or { file, reloadIntervalMs? }', result.error)
+    if (Array.isArray(source)) {
+      const compiled = compileEntries(source as readonly string[], (index) => {
+        throw invalidOption(`${option}[${index}]`, `an IP address, a CIDR range or a domain (got ${JSON.stringify(source[index])})`)
+      })
+      opened.set(name, inlineList(compiled))
+      continue
     }
-  })
+    const { file, reloadIntervalMs } = source as { file: string; reloadIntervalMs?: number }
+    const list = fileList(resolve(file), reloadIntervalMs ?? 5000, (message) => {
+      try {
+        logger.warn({ code: 'GH_WARN_LIST_UNREADABLE', list: name }, `List \`${name}\`: ${message}`)
+      } catch {}
+    })
+    opened.set(name, list)
+    const problem = list.loadNow()
+    if (problem !== null) problems.push(`List \`${name}\`: ${problem}`)
+  }
 }
 
-function matches(ranges: Range[], ip: string | null): boolean {
-  if (ranges.length === 0 || ip === null) return false
-  const address = ipaddr.parse(ip)
-  return ranges.some(([range, bits]) => address.kind() === range.kind() && address.match(range, bits))
+/** Store failures are reported at most once a minute: a store that is down fails every request. */
+function storeFailureReporter(logger: Logger): (error: unknown) => void {
+  let lastAt = Number.NEGATIVE_INFINITY
+  let suppressed = 0
+  return (error) => {
+    const now = Date.now()
+    if (now - lastAt < 60_000) {
+      suppressed++
+      return
+    }
+    lastAt = now
+    try {
+      logger.error(
+        { code: 'GH_STORE_FAILED', err: error, suppressed },
+        'The store failed; velocity conditions count as not matching until it recovers.',
+      )
+    } catch {}
+    suppressed = 0
+  }
 }
 
 /**
- * The embedded policy engine: no vendor account, no network. Allow-listed IPs pass,
- * deny-listed IPs and user agents are denied, everything else is allowed.
+ * The embedded policy engine: no vendor account, no network. Rules are checked in
+ * priority order and the first match decides; its name is the decision's reason. A
+ * challenge sends the visitor to the self-hosted proof-of-work page, and a solved
+ * challenge clears them past the challenge rules. See POLICIES.md.
  */
-export function localPolicies(options: LocalPoliciesOptions = {}): DecisionBackend {
-  const allowIps = compileRanges(options.allowIps, 'allowIps')
-  const denyIps = compileRanges(options.denyIps, 'denyIps')
-  const denyUserAgents = (options.denyUserAgents ?? []).map((pattern) => {
-    if (pattern instanceof RegExp) return (agent: string) => pattern.test(agent)
-    if (typeof pattern !== 'string' || pattern.length === 0) {
-      throw invalidOption('denyUserAgents', 'RegExps or non-empty strings')
-    }
-    const needle = pattern.toLowerCase()
-    return (agent: string) => agent.toLowerCase().includes(needle)
+export function localPolicies(input: LocalPoliciesOptions = {}): LocalPoliciesBackend {
+  validate(input)
+  const logger = input.logger ?? consoleLogger
+  const ownStore = input.store === undefined
+  const store = input.store ?? new MemoryStore()
+  const service = createChallengeService({
+    store,
+    ...(input.secret === undefined ? {} : { secret: input.secret }),
+    ...(input.difficulty === undefined ? {} : { difficulty: input.difficulty }),
+    ...(input.clearanceTtlMs === undefined ? {} : { clearanceTtlMs: input.clearanceTtlMs }),
   })
 
-  function decide(input: DecisionInput): BackendVerdict {
-    if (matches(allowIps, input.ip)) return { verdict: 'allow', reason: 'allow_ip' }
-    if (matches(denyIps, input.ip)) return { verdict: 'deny', reason: 'deny_ip' }
-    const agent = input.headers['user-agent'] ?? ''
-    if (denyUserAgents.some((test) => test(agent))) return { verdict: 'deny', reason: 'deny_user_agent' }
-    return { verdict: 'allow', reason: null }
+  const lists = new Map<string, NamedList>()
+  const problems: string[] = []
+  let rules: CompiledRule[]
+  try {
+    openLists(input.lists ?? {}, logger, problems, lists)
+    const env: Omit<CompileEnv, 'rule'> = {
+      lists: lists as ReadonlyMap<string, ListHandle>,
+      store,
+      onStoreFailure: storeFailureReporter(logger),
+    }
+    const built: CompiledRule[] = []
+    const taken = new Map<string, string>()
+    if (input.allowIps !== undefined && input.allowIps.length > 0) {
+      built.push(compileBuiltRule('allow-ip', 'allow', { ip: input.allowIps }, 'allowIps', env))
+      taken.set('allow-ip', '`allowIps`')
+    }
+    if (input.denyIps !== undefined && input.denyIps.length > 0) {
+      built.push(compileBuiltRule('deny-ip', 'deny', { ip: input.denyIps }, 'denyIps', env))
+      taken.set('deny-ip', '`denyIps`')
+    }
+    if (input.denyUserAgents !== undefined && input.denyUserAgents.length > 0) {
+      built.push(compileBuiltRule('deny-user-agent', 'deny', { userAgent: input.denyUserAgents }, 'denyUserAgents', env))
+      taken.set('deny-user-agent', '`denyUserAgents`')
+    }
+    rules = [...built, ...compileRules(input.rules ?? defaultRules, 'rules', env, taken)]
+  } catch (error) {
+    for (const list of lists.values()) list.close()
+    void service.close()
+    throw error
   }
+
+  const warnings: Array<{ code: WarningCode; message: string }> = [...service.warnings]
+  if (problems.length > 0) warnings.push({ code: 'GH_WARN_LIST_UNREADABLE', message: problems.join(' ') })
+  const isCleared = service.isCleared.bind(service)
 
   return {
     name: 'local',
     timeoutMs: 50,
-    decide: async (input) => decide(input),
+    cookies: [CLEARANCE_COOKIE],
+    pages: { challenge: service.pagePath },
+    routes: service.routes,
+    warnings,
+    decide: (decisionInput, ctx) => evaluate(rules, new RequestFacts(decisionInput, ctx.signal, isCleared)),
+    listStatus: (name) => lists.get(name)?.status(),
+    async close() {
+      for (const list of lists.values()) list.close()
+      await service.close()
+      if (ownStore) await store.close?.()
+    },
   }
 }

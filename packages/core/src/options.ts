@@ -7,6 +7,7 @@ import { ALWAYS_SENSITIVE_HEADERS, DEFAULT_SANITIZE_LIMITS, HOP_BY_HOP_HEADERS, 
 import { localPolicies } from './local-policies.js'
 import { consoleLogger, type Logger, type WarningCode } from './logger.js'
 import { compileSkip, type SkipRule, type SkipTest } from './skip.js'
+import type { Store } from './store.js'
 import type { Decision, DecisionBackend, FailureClass, TrustFunction, Verdict } from './types.js'
 
 /** A step-up hook for challenges: answer the request yourself, or return `'continue'` to let it through. */
@@ -70,6 +71,11 @@ export interface GateOptions<Native = unknown> {
   breaker?: false | BreakerOptions
   /** Reuse a backend's verdict for the same visitor for a while (see {@link CacheOptions}). Defaults to off. */
   cache?: CacheOptions
+  /**
+   * Where the default local engine keeps velocity counters and used challenges; share one
+   * (e.g. `@gatehouse/redis`) across instances. Defaults to a bounded in-memory store.
+   */
+  store?: Store
 }
 
 export interface ResolvedOptions<Native> {
@@ -168,6 +174,17 @@ const schemas: Record<keyof GateOptions, [z.ZodType, string]> = {
     ]),
     'false, or { consecutiveFailures?, minimumCalls?, failureRate? (0–1], windowMs?, cooldownMs? }',
   ],
+  store: [
+    z.custom<Store>(
+      (value) =>
+        typeof value === 'object' &&
+        value !== null &&
+        typeof (value as Store).increment === 'function' &&
+        typeof (value as Store).get === 'function' &&
+        typeof (value as Store).delete === 'function',
+    ),
+    'a store with increment(), get() and delete() (e.g. new MemoryStore() or a @gatehouse/redis store)',
+  ],
   cache: [
     z.strictObject({
       ttlMs: z.union([z.number().int().min(0), z.partialRecord(verdict, z.number().int().min(0))]).optional(),
@@ -209,7 +226,14 @@ export function resolveOptions<Native>(input: GateOptions<Native> | undefined): 
     }
   }
 
-  const backends = options.backend === undefined ? [localPolicies()] : [options.backend].flat()
+  if (options.backend !== undefined && options.store !== undefined) {
+    throw invalidOption('store', 'to be given to the backend that uses it (e.g. `localPolicies({ store })`) when `backend` is set')
+  }
+  const logger = options.logger ?? consoleLogger
+  const backends =
+    options.backend === undefined
+      ? [localPolicies({ logger, ...(options.store === undefined ? {} : { store: options.store }) })]
+      : [options.backend].flat()
   const names = new Set<string>()
   for (const { name } of backends) {
     if (names.has(name)) throw invalidOption('backend', `backends with distinct names (\`${name}\` appears twice)`)
@@ -251,7 +275,7 @@ export function resolveOptions<Native>(input: GateOptions<Native> | undefined): 
     limits: DEFAULT_SANITIZE_LIMITS,
     redirectHosts: (options.redirectHosts ?? []).map((value) => value.toLowerCase()),
     hookTimeoutMs: options.hookTimeoutMs ?? 1000,
-    logger: options.logger ?? consoleLogger,
+    logger,
     disabledWarnings,
     breaker: options.breaker ?? {},
     cache: options.cache,

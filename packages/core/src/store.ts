@@ -1,3 +1,5 @@
+import { invalidOption } from './errors.js'
+
 /**
  * Shared counters with expiry: velocity rules, used challenges. The in-memory store
  * serves one process; `@gatehouse/redis` implements the same interface for a fleet.
@@ -29,8 +31,9 @@ interface Entry {
 
 /**
  * A bounded in-process store. No timer runs in the background: expired keys are removed
- * when touched, and the oldest keys make room when the store is full, so memory stays
- * flat whatever a flood of distinct keys does.
+ * when touched or when they reach the oldest end as new keys are written, and the oldest
+ * keys make room when the store is full, so memory stays flat whatever a flood of
+ * distinct keys does, and shrinks again when the flood stops.
  */
 export class MemoryStore implements Store {
   readonly #entries = new Map<string, Entry>()
@@ -38,7 +41,9 @@ export class MemoryStore implements Store {
   readonly #now: () => number
 
   constructor(options: MemoryStoreOptions = {}) {
-    this.#maxKeys = options.maxKeys ?? 100_000
+    const maxKeys = options.maxKeys ?? 100_000
+    if (!Number.isInteger(maxKeys) || maxKeys < 1) throw invalidOption('maxKeys', 'a positive integer')
+    this.#maxKeys = maxKeys
     this.#now = options.now ?? Date.now
   }
 
@@ -48,7 +53,7 @@ export class MemoryStore implements Store {
     if (entry === undefined || entry.expiresAt <= now) {
       if (entry !== undefined) this.#entries.delete(key)
       entry = { count: 0, expiresAt: now + ttlMs }
-      this.#makeRoom(now)
+      this.#sweep(now)
       this.#entries.set(key, entry)
     }
     entry.count++
@@ -74,12 +79,16 @@ export class MemoryStore implements Store {
     return this.#entries.size
   }
 
-  #makeRoom(now: number): void {
-    if (this.#entries.size < this.#maxKeys) return
-    // Map iteration is insertion order: the first entries are the oldest windows.
+  /**
+   * Drops expired keys from the oldest end (a few per write, so a write stays O(1)), then
+   * the oldest live keys while the store is full. Map order is insertion order, and a key
+   * is re-inserted when its window restarts, so the oldest end holds the oldest windows.
+   */
+  #sweep(now: number): void {
+    let budget = 4
     for (const [key, entry] of this.#entries) {
-      if (this.#entries.size < this.#maxKeys) return
-      if (entry.expiresAt <= now || this.#entries.size >= this.#maxKeys) this.#entries.delete(key)
+      if (this.#entries.size >= this.#maxKeys || (budget-- > 0 && entry.expiresAt <= now)) this.#entries.delete(key)
+      else return
     }
   }
 

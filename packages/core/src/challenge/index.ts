@@ -194,7 +194,8 @@ export function createChallengeService(options: ChallengeServiceOptions): Challe
       },
     },
     isCleared(input) {
-      return verifyClearance(input.cookie(CLEARANCE_COOKIE), secret, clearanceBinding(input.ip, input.headers['user-agent']), now())
+      const value = input.cookie(CLEARANCE_COOKIE)
+      return value !== undefined && verifyClearance(value, secret, clearanceBinding(input.ip, input.headers['user-agent']), now())
     },
     async close() {},
   }

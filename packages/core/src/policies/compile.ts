@@ -2,7 +2,7 @@ import { invalidOption } from '../errors.js'
 import type { BackendVerdict, Verdict } from '../types.js'
 import { type CompileEnv, compileCondition, type Matcher } from './conditions.js'
 import type { RequestFacts } from './facts.js'
-import { ruleSchema, ruleError } from './schema.js'
+import { ruleError, ruleSchema } from './schema.js'
 import type { Condition, Rule } from './types.js'
 
 export interface CompiledRule {
@@ -10,12 +10,10 @@ export interface CompiledRule {
   readonly verdict: Verdict
   readonly priority: number
   readonly match: Matcher
-  /** The same verdict object every time the rule fires: nothing to allocate per request. */
-  readonly reply: BackendVerdict
 }
 
 function compiled(name: string, verdict: Verdict, priority: number, match: Matcher): CompiledRule {
-  return { name, verdict, priority, match, reply: Object.freeze({ verdict, reason: name }) }
+  return { name, verdict, priority, match }
 }
 
 /** A rule built in code (the simple options), trusted to be well-formed. */
@@ -56,19 +54,20 @@ export function compileRules(
   return list.map(({ rule }) => rule)
 }
 
-const ALLOW: BackendVerdict = Object.freeze({ verdict: 'allow', reason: null })
-const ALLOW_CLEARED: BackendVerdict = Object.freeze({ verdict: 'allow', reason: null, signals: Object.freeze({ clearance: true }) })
-
 /**
  * The first matching rule decides. A request holding a valid clearance skips every
  * challenge rule (it has solved one already); allow, deny and review rules still apply.
+ * A skipped challenge rule is still evaluated, so its velocity counters keep counting.
  */
 export async function evaluate(rules: readonly CompiledRule[], facts: RequestFacts): Promise<BackendVerdict> {
   for (const rule of rules) {
-    if (rule.verdict === 'challenge' && facts.cleared) continue
     let matched = rule.match(facts)
     if (typeof matched !== 'boolean') matched = await matched
-    if (matched) return rule.reply
+    // The clearance is checked only once a challenge rule matches: most requests never pay for it.
+    if (matched && !(rule.verdict === 'challenge' && facts.cleared)) return { verdict: rule.verdict, reason: rule.name }
   }
-  return facts.clearanceChecked && facts.cleared ? ALLOW_CLEARED : ALLOW
+  // The reply is the gate's to keep: a fresh object each time, never a shared one.
+  return facts.clearanceChecked && facts.cleared
+    ? { verdict: 'allow', reason: null, signals: { clearance: true } }
+    : { verdict: 'allow', reason: null }
 }

@@ -79,7 +79,10 @@ function resolveList(ref: ListRef, path: string, env: CompileEnv, kind: 'ip' | '
     const handle = env.lists.get(name)
     if (handle === undefined) {
       const known = [...env.lists.keys()]
-      throw invalidOption(`${path}.list`, `the name of a list declared in \`lists\` (${known.length === 0 ? 'none are' : known.join(', ')})`)
+      throw invalidOption(
+        `${path}.list`,
+        `the name of a list declared in \`lists\` (${known.length === 0 ? 'none are' : known.join(', ')})`,
+      )
     }
     return handle
   }

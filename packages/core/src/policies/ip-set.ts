@@ -1,5 +1,3 @@
-import ipaddr from 'ipaddr.js'
-
 /** A parsed address: a number is IPv4, a bigint is IPv6. IPv4-mapped IPv6 is always a number. */
 export type NumericIp = number | bigint
 
@@ -35,15 +33,51 @@ export function parseIPv4(text: string): number | null {
   return value * 256 + part
 }
 
+function isHex(code: number): boolean {
+  return (code >= 48 && code <= 57) || (code >= 97 && code <= 102) || (code >= 65 && code <= 70)
+}
+
+/** Adds the 16-bit groups of `part` (IPv4 tail allowed when `last`) to `groups`; `false` when malformed. */
+function addGroups(part: string, last: boolean, groups: number[]): boolean {
+  if (part.length === 0) return true
+  const pieces = part.split(':')
+  for (let index = 0; index < pieces.length; index++) {
+    const piece = pieces[index] as string
+    if (last && index === pieces.length - 1 && piece.includes('.')) {
+      const ipv4 = parseIPv4(piece)
+      if (ipv4 === null) return false
+      groups.push(Math.floor(ipv4 / 65536), ipv4 % 65536)
+      continue
+    }
+    if (piece.length === 0 || piece.length > 4) return false
+    for (let char = 0; char < piece.length; char++) if (!isHex(piece.charCodeAt(char))) return false
+    groups.push(Number.parseInt(piece, 16))
+  }
+  return true
+}
+
+/** RFC 4291 text (`::` compression, an IPv4 tail, a zone id that is dropped) to a 128-bit value, or `null`. */
 function parseIPv6(text: string): bigint | null {
-  let parts: number[]
-  try {
-    parts = ipaddr.IPv6.parse(text).parts
-  } catch {
+  const zone = text.indexOf('%')
+  const address = zone < 0 ? text : text.slice(0, zone)
+  if (address.length < 2 || address.length > 45) return null
+  const gap = address.indexOf('::')
+  if (gap >= 0 && address.indexOf('::', gap + 1) >= 0) return null
+  const head: number[] = []
+  const tail: number[] = []
+  if (gap < 0) {
+    if (!addGroups(address, true, head) || head.length !== 8) return null
+  } else if (
+    !addGroups(address.slice(0, gap), false, head) ||
+    !addGroups(address.slice(gap + 2), true, tail) ||
+    head.length + tail.length > 7
+  ) {
     return null
   }
   let value = 0n
-  for (const part of parts) value = (value << 16n) | BigInt(part)
+  for (const group of head) value = (value << 16n) | BigInt(group)
+  value <<= BigInt(16 * (8 - head.length - tail.length))
+  for (const group of tail) value = (value << 16n) | BigInt(group)
   return value
 }
 
@@ -91,13 +125,12 @@ export function parseRange(entry: string): IpRange[] | null {
   return [[base, end]]
 }
 
-function merge<T extends number | bigint>(ranges: Array<[T, T]>, successor: (value: T) => T): { starts: T[]; ends: T[] } {
-  ranges.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+/** Sorted, disjoint ranges: overlapping and adjacent ones are joined. */
+function mergeSorted<T extends number | bigint>(sorted: Iterable<[T, T]>, successor: (value: T) => T): { starts: T[]; ends: T[] } {
   const starts: T[] = []
   const ends: T[] = []
-  for (const [start, end] of ranges) {
+  for (const [start, end] of sorted) {
     const last = ends.length - 1
-    // Overlapping or adjacent: extend the previous range instead of adding one.
     if (last >= 0 && start <= successor(ends[last] as T)) {
       if (end > (ends[last] as T)) ends[last] = end
     } else {
@@ -106,6 +139,25 @@ function merge<T extends number | bigint>(ranges: Array<[T, T]>, successor: (val
     }
   }
   return { starts, ends }
+}
+
+/** IPv4 starts sort natively as a Float64Array (no comparator calls): 100 000 ranges in a few ms. */
+function mergeV4(ranges: ReadonlyArray<[number, number]>): { starts: number[]; ends: number[] } {
+  const widest = new Map<number, number>()
+  for (const [start, end] of ranges) {
+    const known = widest.get(start)
+    if (known === undefined || end > known) widest.set(start, end)
+  }
+  const starts = Float64Array.from(widest.keys()).sort()
+  function* pairs(): Generator<[number, number]> {
+    for (const start of starts) yield [start, widest.get(start) as number]
+  }
+  return mergeSorted(pairs(), (value) => value + 1)
+}
+
+function mergeV6(ranges: Array<[bigint, bigint]>): { starts: bigint[]; ends: bigint[] } {
+  ranges.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+  return mergeSorted(ranges, (value) => value + 1n)
 }
 
 /** Index of the last start at or below `ip`, or -1. */
@@ -144,10 +196,10 @@ export class IpSet {
       if (typeof range[0] === 'number') v4.push(range as [number, number])
       else v6.push(range as [bigint, bigint])
     }
-    const merged4 = merge(v4, (value) => value + 1)
+    const merged4 = mergeV4(v4)
     this.#v4Starts = Uint32Array.from(merged4.starts)
     this.#v4Ends = Uint32Array.from(merged4.ends)
-    const merged6 = merge(v6, (value) => value + 1n)
+    const merged6 = mergeV6(v6)
     this.#v6Starts = merged6.starts
     this.#v6Ends = merged6.ends
   }

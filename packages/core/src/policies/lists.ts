@@ -82,17 +82,42 @@ export function compileEntries(entries: readonly string[], onBad: (index: number
   return { ips: new IpSet(ranges), domains: new DomainSet(domains), skipped }
 }
 
-/** Compiles a list file's text: one entry per line, `#` comments, blank lines ignored, bad lines counted. */
-export function compileText(text: string): CompiledList {
-  const ranges: IpRange[] = []
-  const domains = new Set<string>()
+const SLICE_LINES = 10_000
+
+/** Parses a list file's lines into `ranges` and `domains`, pausing every few thousand lines; returns the bad-line count. */
+function* parseLines(text: string, ranges: IpRange[], domains: Set<string>): Generator<void, number> {
   let skipped = 0
+  let count = 0
   for (const raw of text.split('\n')) {
     const hash = raw.indexOf('#')
     const line = (hash < 0 ? raw : raw.slice(0, hash)).trim()
     if (line.length > 0 && !addEntry(line, ranges, domains)) skipped++
+    if (++count % SLICE_LINES === 0) yield
   }
-  return { ips: new IpSet(ranges), domains: new DomainSet(domains), skipped }
+  return skipped
+}
+
+/** Compiles a list file's text: one entry per line, `#` comments, blank lines ignored, bad lines counted. */
+export function compileText(text: string): CompiledList {
+  const ranges: IpRange[] = []
+  const domains = new Set<string>()
+  const lines = parseLines(text, ranges, domains)
+  let step = lines.next()
+  while (step.done !== true) step = lines.next()
+  return { ips: new IpSet(ranges), domains: new DomainSet(domains), skipped: step.value }
+}
+
+/** The same, yielding to the event loop between slices: a reload never stalls requests for long. */
+export async function compileTextInSlices(text: string): Promise<CompiledList> {
+  const ranges: IpRange[] = []
+  const domains = new Set<string>()
+  const lines = parseLines(text, ranges, domains)
+  let step = lines.next()
+  while (step.done !== true) {
+    await new Promise<void>((resolve) => setImmediate(resolve))
+    step = lines.next()
+  }
+  return { ips: new IpSet(ranges), domains: new DomainSet(domains), skipped: step.value }
 }
 
 /** What `listStatus(name)` reports about a named list. */
@@ -162,6 +187,7 @@ class FileList implements ListHandle {
   #problem: string | null = null
   #loading = false
   #again = false
+  #closed = false
 
   constructor(path: string, intervalMs: number, report: (message: string) => void) {
     this.#path = path
@@ -185,6 +211,7 @@ class FileList implements ListHandle {
   }
 
   async #reload(): Promise<void> {
+    if (this.#closed) return
     if (this.#loading) {
       this.#again = true
       return
@@ -192,7 +219,7 @@ class FileList implements ListHandle {
     this.#loading = true
     try {
       tooLarge((await stat(this.#path)).size)
-      this.#set(compileText(await readFile(this.#path, 'utf8')), null)
+      this.#set(await compileTextInSlices(await readFile(this.#path, 'utf8')), null)
     } catch (error) {
       // A missing file is an empty list, as at start-up; an unreadable one keeps the last good list.
       const missing = isMissing(error)
@@ -235,6 +262,7 @@ class FileList implements ListHandle {
   }
 
   close(): void {
+    this.#closed = true
     unwatchFile(this.#path, this.#listener)
   }
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod'
-import { invalidOption } from '../errors.js'
 import type { GatehouseError } from '../errors.js'
+import { invalidOption } from '../errors.js'
 
 /**
  * The rule format, as zod schemas: the same shape TypeScript users write and JSON files
@@ -22,7 +22,9 @@ const regexObject = z.strictObject({
     .regex(/^[dgimsuvy]*$/)
     .optional(),
 })
-const pattern = z.union([z.string().min(1).max(512), z.instanceof(RegExp), regexObject])
+/** A blank substring would match almost every request: surely a mistake. */
+const substring = z.string().max(512).regex(/\S/)
+const pattern = z.union([substring, z.instanceof(RegExp), regexObject])
 const patterns = z.union([pattern, z.array(pattern).min(1)])
 const listRef = z.union([z.array(z.string().min(1).max(300)), z.strictObject({ list: z.string().regex(NAME) })])
 const pathPattern = z.union([

@@ -11,6 +11,7 @@ import { returnOrigin, returnUrl } from './redirect.js'
 import { challengeRequired, forbidden, isNavigation, pageLocation, redirect } from './respond.js'
 import { checkSetCookie } from './set-cookie.js'
 import { pathOnly } from './skip.js'
+import { createTelemetry, type Telemetry } from './telemetry.js'
 import { ABORT_CLIENT_GONE, ABORT_TIMEOUT, abortError } from './transport.js'
 import type {
   Action,
@@ -77,12 +78,14 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
   const { backends, logger } = config
   const warnings = new Warnings(logger, config.disabledWarnings)
   const cookieAllowLists = new Map(backends.map((backend) => [backend, new Set(backend.cookies ?? [])]))
+  const telemetry: Telemetry = config.telemetry === false ? createTelemetry(null) : createTelemetry(config.telemetry.api)
   const breakers = new Map<DecisionBackend, CircuitBreaker>()
   if (config.breaker !== false) {
     for (const backend of backends) {
       breakers.set(
         backend,
         new CircuitBreaker(config.breaker, (state) => {
+          telemetry.breakerChanged(backend.name, state)
           const message =
             state === 'open'
               ? `${backend.name} keeps failing: decisions take the fallback without calling it until a probe succeeds.`
@@ -183,12 +186,15 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     aborted: Promise<never>,
   ): Promise<Part> {
     const breaker = breakers.get(backend)
-    if (breaker === undefined) return callWithinBudget(backend, input, signal, deadline, aborted)
-    if (!breaker.tryCall(performance.now())) {
+    if (breaker !== undefined && !breaker.tryCall(performance.now())) {
+      telemetry.backendCall(backend.name, 0, 'circuit_open')
       const error = GatehouseError.backend(breaker.lastFailure, `${backend.name} is not called while its circuit breaker is open.`)
       return { backend, ok: false, failure: breaker.lastFailure, error, reason: 'circuit_open' }
     }
+    const callStarted = performance.now()
     const part = await callWithinBudget(backend, input, signal, deadline, aborted)
+    telemetry.backendCall(backend.name, performance.now() - callStarted, part.ok ? 'ok' : part.failure)
+    if (breaker === undefined) return part
     if (part.ok) breaker.success(performance.now())
     else if (signal.reason === ABORT_CLIENT_GONE || isInvalidCheckpoint(part)) breaker.abandon()
     else breaker.failure(performance.now(), part.failure)
@@ -430,6 +436,18 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
       }
     }
 
+    const finish = telemetry.startDecision(checkpoint?.event)
+    const outcome = await decideWithBackends(view, checkpoint, started)
+    finish(outcome.decision)
+    return outcome
+  }
+
+  async function decideWithBackends(
+    view: RequestView<Native>,
+    checkpoint: CompiledCheckpoint<Native> | undefined,
+    started: number,
+  ): Promise<Outcome> {
+    const { native } = view
     const trust = config.trust ?? view.frameworkTrust ?? trustNone
     const { ip, peerTrusted } = resolveClientIp(view.remoteAddress, view.headers, trust, config.clientIpHeader)
     if (!peerTrusted && view.headers['x-forwarded-for'] !== undefined && isPrivatePeer(view.remoteAddress)) {

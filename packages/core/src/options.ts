@@ -76,6 +76,12 @@ export interface GateOptions<Native = unknown> {
    * (e.g. `@gatehouse/redis`) across instances. Defaults to a bounded in-memory store.
    */
   store?: Store
+  /**
+   * OpenTelemetry: a span per decision and metrics (decisions, backend latency, fallbacks,
+   * breaker state) through `@opentelemetry/api` when it is installed. `false` turns it off;
+   * `{ api }` passes the API object explicitly. Defaults to on when installed.
+   */
+  telemetry?: false | { api?: unknown }
 }
 
 export interface ResolvedOptions<Native> {
@@ -100,6 +106,7 @@ export interface ResolvedOptions<Native> {
   disabledWarnings: ReadonlySet<string>
   breaker: false | BreakerOptions
   cache: CacheOptions | undefined
+  telemetry: false | { api?: unknown }
 }
 
 export const DEFAULT_TIMEOUT_MS = 300
@@ -173,6 +180,10 @@ const schemas: Record<keyof GateOptions, [z.ZodType, string]> = {
       }),
     ]),
     'false, or { consecutiveFailures?, minimumCalls?, failureRate? (0–1], windowMs?, cooldownMs? }',
+  ],
+  telemetry: [
+    z.union([z.literal(false), z.strictObject({ api: z.unknown().optional() })]),
+    'false or { api?: the @opentelemetry/api module }',
   ],
   store: [
     z.custom<Store>(
@@ -279,5 +290,6 @@ export function resolveOptions<Native>(input: GateOptions<Native> | undefined): 
     disabledWarnings,
     breaker: options.breaker ?? {},
     cache: options.cache,
+    telemetry: options.telemetry ?? {},
   }
 }

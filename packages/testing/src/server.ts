@@ -85,7 +85,11 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 }
 
 /** A real HTTP server on 127.0.0.1 with scriptable replies and faults, for one vendor route. */
-export async function startFakeServer<Reply extends ScriptedReplyLike, Body>(route: Route<Reply, Body>): Promise<FakeServer<Reply>> {
+export async function startFakeServer<Reply extends ScriptedReplyLike, Body>(
+  route: Route<Reply, Body>,
+  /** Loopback port to listen on, e.g. to restart a fake where it was. Defaults to a free one. */
+  port = 0,
+): Promise<FakeServer<Reply>> {
   const requests: RecordedRequest[] = []
   const sockets = new Set<Socket>()
   const timers = new Set<NodeJS.Timeout>()
@@ -197,11 +201,17 @@ export async function startFakeServer<Reply extends ScriptedReplyLike, Body>(rou
     sockets.add(socket)
     socket.once('close', () => sockets.delete(socket))
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, '127.0.0.1', () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  const listening = (server.address() as AddressInfo).port
 
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://127.0.0.1:${listening}`,
     requests,
     reply(reply) {
       standing = reply

@@ -10,6 +10,8 @@ export interface TrustedAccountsReply extends ScriptedReplyLike {
 export interface FakeTrustedAccountsOptions {
   /** The secret key the fake accepts. Defaults to `'ta_test_secret'`. */
   secretKey?: string
+  /** Loopback port, e.g. to bring a stopped fake back where it was. Defaults to a free one. */
+  port?: number
   /** Decides per request when no reply is scripted, e.g. by `body.ip`. */
   decide?(body: CheckRequestBody): TrustedAccountsReply
 }
@@ -59,22 +61,25 @@ function shapeError(body: unknown): string | null {
  */
 export async function fakeTrustedAccounts(options: FakeTrustedAccountsOptions = {}): Promise<FakeTrustedAccounts> {
   const secretKey = options.secretKey ?? 'ta_test_secret'
-  const server = await startFakeServer<TrustedAccountsReply, Record<string, unknown>>({
-    method: 'POST',
-    path: '/api/v1/check-request',
-    validate(request: RecordedRequest) {
-      if (request.headers.authorization !== `Bearer ${secretKey}`) return { status: 401, body: { error: 'unauthorized' } }
-      if (!String(request.headers['content-type'] ?? '').startsWith('application/json')) {
-        return { status: 415, body: { error: 'content-type must be application/json' } }
-      }
-      const problem = shapeError(request.body)
-      return problem === null ? null : { status: 400, body: { error: 'bad_request', message: problem } }
+  const server = await startFakeServer<TrustedAccountsReply, Record<string, unknown>>(
+    {
+      method: 'POST',
+      path: '/api/v1/check-request',
+      validate(request: RecordedRequest) {
+        if (request.headers.authorization !== `Bearer ${secretKey}`) return { status: 401, body: { error: 'unauthorized' } }
+        if (!String(request.headers['content-type'] ?? '').startsWith('application/json')) {
+          return { status: 415, body: { error: 'content-type must be application/json' } }
+        }
+        const problem = shapeError(request.body)
+        return problem === null ? null : { status: 400, body: { error: 'bad_request', message: problem } }
+      },
+      respond(request, scripted) {
+        const reply = scripted ?? options.decide?.(request.body as CheckRequestBody) ?? {}
+        return { ...reply, body: { decision: reply.decision ?? 'allow', ...reply.extra } }
+      },
     },
-    respond(request, scripted) {
-      const reply = scripted ?? options.decide?.(request.body as CheckRequestBody) ?? {}
-      return { ...reply, body: { decision: reply.decision ?? 'allow', ...reply.extra } }
-    },
-  })
+    options.port,
+  )
   return Object.assign(server, {
     secretKey,
     checks: () =>

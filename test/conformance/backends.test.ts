@@ -1,4 +1,4 @@
-import { type DecisionBackend, invalidCheckpoint, type Verdict } from '@gatehouse/core'
+import { type DecisionBackend, invalidCheckpoint, MemoryStore, type Verdict } from '@gatehouse/core'
 import request from 'supertest'
 import { afterEach, describe, expect, it } from 'vitest'
 import { framework, type Site, startSite } from './harness.js'
@@ -149,5 +149,18 @@ describe(`the decision cache (${framework})`, () => {
     await request(site.url).get('/').expect(200)
     await request(site.url).get('/').expect(200)
     expect(failures).toBe(2)
+  })
+
+  it('shares cached verdicts between gates through one store', async () => {
+    const store = new MemoryStore()
+    const first = counting('deny')
+    site = await startSite({ gate: { backend: first.backend, cache: { store } } })
+    await request(site.url).get('/').set('Cookie', 'vid=v1').expect(403)
+    await site.close()
+    const second = counting('allow')
+    site = await startSite({ gate: { backend: second.backend, cache: { store } } })
+    await request(site.url).get('/').set('Cookie', 'vid=v1').expect(403)
+    expect(second.calls.count).toBe(0)
+    expect(site.decisions.at(-1)).toMatchObject({ source: 'cache', verdict: 'deny', backend: 'counting' })
   })
 })

@@ -1,3 +1,4 @@
+import { MemoryStore, type Store } from './store.js'
 import type { Decision, DecisionBackend, DecisionInput, Verdict } from './types.js'
 
 export interface CacheOptions {
@@ -12,13 +13,13 @@ export interface CacheOptions {
   key?: (input: DecisionInput) => string | null | undefined
   /** Reuse verdicts at checkpoints too. Defaults to `false`: a login attempt is always asked about. */
   checkpoints?: boolean
-  /** Entries kept at most; the oldest go first. Defaults to 10 000. */
+  /** Entries kept at most in memory; the oldest go first. Defaults to 10 000. */
   maxEntries?: number
-}
-
-interface Entry {
-  decision: Decision
-  expiresAt: number
+  /**
+   * Where cached verdicts live, so every instance of a fleet reuses them (e.g. a
+   * `@gatehouse/redis` store). It must offer `getValue`/`setValue`. Defaults to memory.
+   */
+  store?: Store
 }
 
 const DEFAULT_TTL: Partial<Record<Verdict, number>> = { allow: 10_000, deny: 60_000 }
@@ -27,18 +28,22 @@ const DEFAULT_TTL: Partial<Record<Verdict, number>> = { allow: 10_000, deny: 60_
  * Reuses a backend's verdict for the same visitor within its TTL, which keeps vendor cost
  * and latency down on busy sites. Only real backend verdicts are cached, never fallbacks.
  */
+type ValueStore = Required<Pick<Store, 'getValue' | 'setValue'>>
+
+/** What is kept of a decision: enough to replay it, no cookies to send again. */
+type Cached = Pick<Decision, 'wouldBe' | 'reason' | 'backend' | 'requestId' | 'complete' | 'signals'>
+
 export class DecisionCache {
   readonly #ttl: Partial<Record<Verdict, number>>
   readonly #key: (input: DecisionInput) => string | null | undefined
-  readonly #maxEntries: number
-  readonly #entries = new Map<string, Entry>()
+  readonly #store: ValueStore
   readonly checkpoints: boolean
 
   constructor(options: CacheOptions, backends: readonly DecisionBackend[]) {
     const { ttlMs } = options
     this.#ttl =
       ttlMs === undefined ? DEFAULT_TTL : typeof ttlMs === 'number' ? { allow: ttlMs, challenge: ttlMs, deny: ttlMs, review: ttlMs } : ttlMs
-    this.#maxEntries = options.maxEntries ?? 10_000
+    this.#store = (options.store ?? new MemoryStore({ maxKeys: options.maxEntries ?? 10_000 })) as ValueStore
     this.checkpoints = options.checkpoints ?? false
     const visitorCookies = backends.flatMap((backend) => backend.cookies ?? [])
     this.#key =
@@ -56,30 +61,30 @@ export class DecisionCache {
   keyFor(input: DecisionInput): string | null {
     try {
       const key = this.#key(input)
-      return typeof key === 'string' && key.length > 0 ? key : null
+      return typeof key === 'string' && key.length > 0 ? `gatehouse:decision:${key}` : null
     } catch {
       return null
     }
   }
 
-  get(key: string, now: number): Decision | undefined {
-    const entry = this.#entries.get(key)
-    if (entry === undefined) return undefined
-    if (entry.expiresAt <= now) {
-      this.#entries.delete(key)
+  /** A cached decision, or `undefined`. A store that fails counts as a miss. */
+  async get(key: string): Promise<Cached | undefined> {
+    try {
+      const raw = await this.#store.getValue(key)
+      return raw === undefined ? undefined : (JSON.parse(raw) as Cached)
+    } catch {
       return undefined
     }
-    return entry.decision
   }
 
-  set(key: string, decision: Decision, now: number): void {
+  async set(key: string, decision: Decision): Promise<void> {
     const ttl = this.#ttl[decision.wouldBe]
     if (ttl === undefined || ttl <= 0 || decision.source !== 'backend') return
-    this.#entries.delete(key)
-    if (this.#entries.size >= this.#maxEntries) {
-      const oldest = this.#entries.keys().next()
-      if (!oldest.done) this.#entries.delete(oldest.value)
+    const { wouldBe, reason, backend, requestId, complete, signals } = decision
+    try {
+      await this.#store.setValue(key, JSON.stringify({ wouldBe, reason, backend, requestId, complete, signals }), ttl)
+    } catch {
+      // A cache that cannot write only costs a backend call next time.
     }
-    this.#entries.set(key, { decision, expiresAt: now + ttl })
   }
 }

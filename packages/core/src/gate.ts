@@ -479,7 +479,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
         ? cache.keyFor({ ...base, cookie: (name) => (declaredCookies.has(name) ? cookies.value(name) : undefined) })
         : null
     if (cacheKey !== null) {
-      const cached = cache?.get(cacheKey, Date.now())
+      const cached = await cache?.get(cacheKey)
       if (cached !== undefined) {
         const decision: Decision = {
           ...cached,
@@ -533,7 +533,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
       }
       return { decision, action: { type: 'error', error: invalid.error as Error } }
     }
-    if (cacheKey !== null) cache?.set(cacheKey, { ...decision }, Date.now())
+    if (cacheKey !== null) void cache?.set(cacheKey, decision)
     notify(decision, native)
     const fullInput = inputFor(backends.find((backend) => backend.name === decision.backend) ?? (backends[0] as DecisionBackend))
     const action = await act(decision, view, fullInput, protocol, checkpoint)

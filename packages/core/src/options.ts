@@ -202,8 +202,17 @@ const schemas: Record<keyof GateOptions, [z.ZodType, string]> = {
       key: fn.optional(),
       checkpoints: z.boolean().optional(),
       maxEntries: z.number().int().min(1).optional(),
+      store: z
+        .custom<Store>(
+          (value) =>
+            typeof value === 'object' &&
+            value !== null &&
+            typeof (value as Store).getValue === 'function' &&
+            typeof (value as Store).setValue === 'function',
+        )
+        .optional(),
     }),
-    '{ ttlMs?: ms or { allow?, challenge?, deny?, review? }, key?: (input) => string, checkpoints?: boolean, maxEntries?: number }',
+    '{ ttlMs?: ms or { allow?, challenge?, deny?, review? }, key?: (input) => string, checkpoints?: boolean, maxEntries?: number, store?: a store with getValue() and setValue() }',
   ],
 }
 

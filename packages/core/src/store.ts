@@ -13,6 +13,10 @@ export interface Store {
   /** The current count, or `undefined` when absent or expired. */
   get(key: string): Promise<number | undefined>
   delete(key: string): Promise<void>
+  /** Reads a value written by `setValue`. Optional: a store without it cannot hold the decision cache. */
+  getValue?(key: string): Promise<string | undefined>
+  /** Writes a value that expires `ttlMs` from now. */
+  setValue?(key: string, value: string, ttlMs: number): Promise<void>
   /** Releases connections or timers, if any. */
   close?(): Promise<void>
 }
@@ -27,6 +31,7 @@ export interface MemoryStoreOptions {
 interface Entry {
   count: number
   expiresAt: number
+  value?: string
 }
 
 /**
@@ -68,6 +73,23 @@ export class MemoryStore implements Store {
       return undefined
     }
     return entry.count
+  }
+
+  async getValue(key: string): Promise<string | undefined> {
+    const entry = this.#entries.get(key)
+    if (entry === undefined) return undefined
+    if (entry.expiresAt <= this.#now()) {
+      this.#entries.delete(key)
+      return undefined
+    }
+    return entry.value
+  }
+
+  async setValue(key: string, value: string, ttlMs: number): Promise<void> {
+    const now = this.#now()
+    this.#entries.delete(key)
+    this.#sweep(now)
+    this.#entries.set(key, { count: 0, expiresAt: now + ttlMs, value })
   }
 
   async delete(key: string): Promise<void> {

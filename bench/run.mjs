@@ -1,0 +1,120 @@
+// Gatehouse benchmarks: each guarded app against its reference, measured side by side in
+// one run (alternating rounds), with autocannon in this process and every server in its own.
+// Usage: pnpm bench  [--duration 5] [--rounds 2]
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { cpus, totalmem } from 'node:os'
+import { fileURLToPath } from 'node:url'
+import autocannon from 'autocannon'
+
+const args = process.argv.slice(2)
+const option = (name, fallback) => {
+  const index = args.indexOf(`--${name}`)
+  return index < 0 ? fallback : Number(args[index + 1])
+}
+const DURATION = option('duration', 5)
+const ROUNDS = option('rounds', 2)
+const servers = fileURLToPath(new URL('./servers.mjs', import.meta.url))
+const running = []
+
+async function start(kind, upstream) {
+  const child = spawn(process.execPath, [servers, kind, ...(upstream ? [upstream] : [])], { stdio: ['ignore', 'pipe', 'inherit'] })
+  running.push(child)
+  const [chunk] = await once(child.stdout, 'data')
+  return { url: `http://127.0.0.1:${String(chunk).trim()}`, child }
+}
+
+const BROWSER = {
+  'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0 Safari/537.36',
+  accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8',
+  'accept-language': 'en-GB,en;q=0.9',
+}
+
+async function load(url, connections = 50) {
+  const result = await autocannon({ url: `${url}/`, connections, duration: DURATION, headers: BROWSER })
+  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, non2xx: result.non2xx, errors: result.errors }
+}
+
+/** Alternates rounds of two servers so drift on the machine hits both alike. */
+async function compare(reference, guarded, connections) {
+  const totals = { reference: [], guarded: [] }
+  for (let round = 0; round < ROUNDS; round++) {
+    totals.reference.push(await load(reference, connections))
+    totals.guarded.push(await load(guarded, connections))
+  }
+  const mean = (list, key) => list.reduce((sum, item) => sum + item[key], 0) / list.length
+  const summary = (list) => ({ rps: mean(list, 'rps'), p50: mean(list, 'p50'), p99: mean(list, 'p99'), non2xx: mean(list, 'non2xx') })
+  const ref = summary(totals.reference)
+  const gua = summary(totals.guarded)
+  return { reference: ref, guarded: gua, ratio: gua.rps / ref.rps }
+}
+
+const fmt = (value, digits = 0) => value.toFixed(digits)
+const lines = []
+function report(title, result, target) {
+  const pass = target(result)
+  const line = `${title}: ratio ${fmt(result.ratio, 3)} (${fmt(result.guarded.rps)} / ${fmt(result.reference.rps)} req/s); p50 ${fmt(result.guarded.p50, 1)} vs ${fmt(result.reference.p50, 1)} ms; p99 ${fmt(result.guarded.p99, 1)} vs ${fmt(result.reference.p99, 1)} ms — ${pass ? 'meets' : 'MISSES'} target`
+  lines.push(line)
+  console.log(line)
+}
+
+async function stats(url) {
+  const response = await fetch(`${url}/__stats`)
+  return response.json()
+}
+
+try {
+  console.log(`# Gatehouse benchmarks — ${new Date().toISOString()}`)
+  console.log(
+    `# node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB; ${ROUNDS} rounds × ${DURATION} s per side, 50 connections`,
+  )
+  console.log('# command: pnpm bench (node bench/run.mjs)')
+
+  const expressBare = await start('express-bare')
+  const expressGuard = await start('express-guard')
+  const bench1 = await compare(expressBare.url, expressGuard.url)
+  report('1. Express 5 + guard() (local engine, default rules) vs bare Express 5', bench1, (r) => r.ratio >= 0.95)
+
+  const koaBare = await start('koa-bare')
+  const koaGuard = await start('koa-guard')
+  report('2. Koa 3 + guard() vs bare Koa 3', await compare(koaBare.url, koaGuard.url), (r) => r.ratio >= 0.85)
+
+  const upstream = await start('upstream-fast')
+  const ideal = await start('express-ideal-remote', `${upstream.url}/decide`)
+  const remote = await start('express-guard-remote', `${upstream.url}/decide`)
+  report(
+    '3. remote backend on loopback: guard(httpBackend) vs a hand-written keep-alive undici.Pool call',
+    await compare(ideal.url, remote.url),
+    (r) => r.ratio >= 0.9,
+  )
+
+  const hangingUpstream = await start('upstream-hanging')
+  const hanging = await start('express-guard-hanging', `${hangingUpstream.url}/decide`)
+  const hang = await load(hanging.url, 100)
+  const hangStats = await stats(hanging.url)
+  const allFallback = hangStats.bySource.fallback === hangStats.decisions && hangStats.byReason.timeout === hangStats.decisions
+  const line4 = `4. hanging backend, 100 ms budget, 100 connections: p50 ${fmt(hang.p50, 1)} ms, p99 ${fmt(hang.p99, 1)} ms (target ≤ 115), ${hangStats.decisions} decisions, ${allFallback ? 'every one the timeout fallback' : `NOT all fallbacks: ${JSON.stringify(hangStats.bySource)}`}, ${hang.non2xx} non-2xx — ${hang.p99 <= 115 && allFallback && hang.non2xx === 0 ? 'meets' : 'MISSES'} target`
+  lines.push(line4)
+  console.log(line4)
+
+  const open = await start('express-guard-breaker-open', 'http://127.0.0.1:9/decide')
+  // Trip the breaker before measuring: five refused calls open it for the rest of the run.
+  for (let i = 0; i < 10; i++) await fetch(`${open.url}/`, { headers: BROWSER })
+  const bench5 = await compare(expressGuard.url, open.url)
+  report('5. breaker open (vendor down, local engine answering) vs benchmark 1 guarded', bench5, (r) => r.ratio >= 0.95)
+  const openStats = await stats(open.url)
+  console.log(`   decisions while open: ${JSON.stringify(openStats.byReason)}`)
+
+  const memory = spawn(process.execPath, ['--expose-gc', fileURLToPath(new URL('./memory.mjs', import.meta.url))], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  let output = ''
+  memory.stdout.on('data', (chunk) => {
+    output += chunk
+  })
+  await once(memory, 'exit')
+  lines.push(output.trim())
+  console.log(output.trim())
+} finally {
+  for (const child of running) child.kill('SIGTERM')
+}

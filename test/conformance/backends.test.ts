@@ -164,3 +164,17 @@ describe(`the decision cache (${framework})`, () => {
     expect(site.decisions.at(-1)).toMatchObject({ source: 'cache', verdict: 'deny', backend: 'counting' })
   })
 })
+
+describe(`ties between backends (${framework})`, () => {
+  it('name the backend that answered rather than one that fell back', async () => {
+    const down: DecisionBackend = {
+      name: 'vendor',
+      decide: async () => {
+        throw new Error('down')
+      },
+    }
+    site = await startSite({ gate: { backend: [down, fixed('local', 'allow')] } })
+    await request(site.url).get('/').expect(200)
+    expect(site.decisions.at(-1)).toMatchObject({ verdict: 'allow', source: 'backend', backend: 'local', reason: 'local:allow' })
+  })
+})

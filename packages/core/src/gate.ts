@@ -255,7 +255,10 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     const perBackend: Record<string, unknown> = {}
     parts.forEach((part, index) => {
       const verdict = part.ok ? part.reply.verdict : onError[part.failure]
-      if (index === 0 || STRICTNESS[verdict] > STRICTNESS[winnerVerdict]) {
+      // On a tie, a backend that answered explains the decision better than one that fell back.
+      const stricter = STRICTNESS[verdict] > STRICTNESS[winnerVerdict]
+      const tieWithBetterSource = STRICTNESS[verdict] === STRICTNESS[winnerVerdict] && part.ok && !winner.ok
+      if (index === 0 || stricter || tieWithBetterSource) {
         winner = part
         winnerVerdict = verdict
       }
@@ -401,6 +404,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
       'redirect' in served
         ? redirect(served.redirect, served.status)
         : { type: 'respond', status: served.status, headers: served.headers, body: served.body }
+    notify(decision, view.native)
     return { decision, action }
   }
 

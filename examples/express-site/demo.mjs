@@ -1,62 +1,121 @@
-// Gatehouse demo: the Express example guarded by Trusted Accounts, played against a local
-// fake Trusted Accounts API, with scripted visitors. Every step states what should happen;
-// the exit code is 0 only when all of them did.
+// Gatehouse demo: a tour of the embedded local policy engine that bare `guard()` runs, on the
+// Express example shop. Scripted visitors walk through it and every row states what should
+// happen; the exit code is 0 only when all of them did.
 //
 //   pnpm demo                  (from the repository root: builds, then runs this file)
-//   node demo.mjs --serve      (then keeps the site up for you to click through)
+//   pnpm demo --serve          (then keeps the shop up on PORT or 3000 until Ctrl+C)
+//
+// The sites use the default rules plus a deny list, exactly as an application would write it:
+//   guard({ backend: localPolicies({ denyIps: ['203.0.113.66'] }), trustProxy: 'loopback' })
+// The only demo-specific part is `watch()`, which wraps a backend to note the client IP it was
+// asked about (a decision carries no IP), keyed by a header the demo tags each request with.
 
-import { randomBytes } from 'node:crypto'
+import { createHash } from 'node:crypto'
+import { CLEARANCE_COOKIE, localPolicies } from '@gatehouse/core'
 import { fakeTrustedAccounts } from '@gatehouse/testing'
 import { trustedAccounts } from '@gatehouse/trusted-accounts'
 import { Agent, request } from 'undici'
 import { createApp, listen } from './server.mjs'
 
 const SERVE = process.argv.includes('--serve')
-const BLOCKED_IP = '203.0.113.66'
-const BOT_AGENT = /bot|crawler|spider|scrapy|python-requests|headless/i
-const BROWSER_AGENT = 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0'
-const SCRAPER_AGENT = 'EvilScraperBot/2.1 (+https://scraper.invalid)'
-const HTML = 'text/html,application/xhtml+xml;q=0.9,*/*;q=0.8'
-const JSON_ONLY = 'application/json'
-/** Header the demo tags each visitor with, so decisions and backend calls can be matched to it. */
-const VISITOR = 'x-demo-visitor'
-/** Trusted Accounts' recommended budget, which the gate uses since it sets no `timeoutMs`. */
-const BUDGET_MS = 400
-/** How late the budget's timer may fire on a busy machine. */
-const TIMER_SLACK_MS = 150
-/** What the whole HTTP round trip may add on top: the site's own work and the client. */
-const ROUND_TRIP_SLACK_MS = 1000
+/** A fixed clearance key, so no "ephemeral secret" warning: never use a published one in production. */
+const DEMO_SECRET = 'gatehouse-demo-secret-do-not-use-in-production'
+const DENIED_IP = '203.0.113.66'
+const STUFFER_IP = '198.51.100.23'
+const SPOOFED_IP = '192.0.2.44'
+const POLICIES = { denyIps: [DENIED_IP], secret: DEMO_SECRET }
+/** Header every demo request carries, to match decisions and backend calls to it. */
+const STEP = 'x-demo-step'
+const CHALLENGE_PAGE = '/.gatehouse/challenge'
+/** Trusted Accounts' own recommended budget, which a fan-out with it uses (the local engine gets 50 ms). */
+const VENDOR_BUDGET_MS = 400
 
-/** A fallback decision is made within the budget, and the visitor has the page soon after. */
-const WITHIN_BUDGET = { maxDecisionMs: BUDGET_MS + TIMER_SLACK_MS, maxMs: BUDGET_MS + ROUND_TRIP_SLACK_MS }
-
-const watchdog = setTimeout(() => {
-  console.error('The demo did not finish within 20 s; giving up.')
-  process.exit(1)
-}, 20_000)
-watchdog.unref()
-
-/** The fake Trusted Accounts API: blocks one IP, challenges bot user agents, gives new visitors a trusted_id. */
-async function startFake() {
-  let requestCount = 0
-  return fakeTrustedAccounts({
-    decide(body) {
-      requestCount++
-      const setCookies = body.trustedId
-        ? []
-        : [`trusted_id=tid_${randomBytes(12).toString('base64url')}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax`]
-      const extra = { requestId: `req_${requestCount}` }
-      if (body.ip === BLOCKED_IP) return { decision: 'block', setCookies, extra }
-      if (BOT_AGENT.test(body.headers?.['user-agent'] ?? '')) return { decision: 'challenge', setCookies, extra }
-      return { decision: 'allow', setCookies, extra }
-    },
-  })
+// What real clients send.
+const CHROME = {
+  'user-agent': 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36',
+  accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8',
+  'accept-language': 'en-GB,en;q=0.9',
+  'sec-ch-ua': '"Google Chrome";v="131", "Chromium";v="131", "Not_A Brand";v="24"',
+  'sec-ch-ua-mobile': '?0',
+  'sec-ch-ua-platform': '"Windows"',
+  'sec-fetch-dest': 'document',
+  'sec-fetch-mode': 'navigate',
+  'upgrade-insecure-requests': '1',
+}
+const HEADLESS_CHROME = {
+  ...CHROME,
+  'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0.0.0 Safari/537.36',
+  'accept-language': 'en-US,en;q=0.9',
+  'sec-ch-ua': '"HeadlessChrome";v="131", "Chromium";v="131", "Not_A Brand";v="24"',
+  'sec-ch-ua-platform': '"Linux"',
+}
+/** python-requests with its own user agent, asking for HTML as scrapers do. */
+const SCRAPER = { 'user-agent': 'python-requests/2.32.3', accept: 'text/html,application/xhtml+xml', 'accept-encoding': 'gzip, deflate' }
+/** curl exactly as it comes. */
+const CURL = { 'user-agent': 'curl/8.5.0', accept: '*/*' }
+/** A credential-stuffing tool wearing a copied Chrome user agent, posting the sign-in form. */
+const STUFFER = {
+  'user-agent': CHROME['user-agent'],
+  accept: '*/*',
+  'accept-language': 'en-US',
+  'content-type': 'application/x-www-form-urlencoded',
 }
 
-/** The Express example guarded by Trusted Accounts (pointed at the fake), listening on 127.0.0.1. */
-async function startSite(fake, { trustProxy, port = 0, onDecision, logger }) {
-  const backend = trustedAccounts({ secretKey: fake.secretKey, publishableKey: 'pk_demo', baseUrl: fake.url })
-  const { app, gate } = createApp({ backend, trustProxy, onDecision, ...(logger === undefined ? {} : { logger }) })
+const watchdog = setTimeout(() => {
+  console.error('The demo did not finish within 30 s; giving up.')
+  process.exit(1)
+}, 30_000)
+watchdog.unref()
+
+/** The client IP each demo request's backend call was about, by request tag. */
+const ipSeen = new Map()
+/** Decisions by request tag (a checkpoint request has two: site-wide, then the checkpoint). */
+const decisions = new Map()
+/** Warnings and errors the sites logged. */
+const logged = []
+const logger = {
+  warn: (object, message) => logged.push({ level: 'warn', code: object?.code, message }),
+  error: (object, message) => logged.push({ level: 'error', code: object?.code, message }),
+}
+let liveLog = false
+
+/** In --serve mode, the last decision of each request (a checkpoint comes after the site-wide one). */
+const lastDecision = new WeakMap()
+
+function onDecision(decision, req) {
+  const tag = req.headers[STEP]
+  if (typeof tag === 'string') decisions.set(tag, [...(decisions.get(tag) ?? []), decision])
+  else if (liveLog) {
+    if (!lastDecision.has(req)) {
+      req.res?.once('finish', () => {
+        const last = lastDecision.get(req)
+        const reason = last.reason === null ? '' : ` ${last.reason}`
+        console.log(`  ${req.ip.padEnd(15)} ${req.method} ${req.originalUrl} → ${req.res.statusCode} ${last.verdict}${reason}`)
+      })
+    }
+    lastDecision.set(req, decision)
+  }
+}
+
+/**
+ * Wraps a decision backend to note the IP it is asked about. `localPolicies()` and
+ * `trustedAccounts()` return plain objects whose methods are closures (no `this`), so a
+ * spread keeps `name`, `timeoutMs`, `cookies`, `pages`, `routes`, `warnings` and `close`.
+ */
+function watch(backend) {
+  return {
+    ...backend,
+    decide(input, ctx) {
+      const tag = input.headers[STEP]
+      if (tag !== undefined) ipSeen.set(tag, input.ip)
+      return backend.decide(input, ctx)
+    },
+  }
+}
+
+/** The example shop with these guard options, on 127.0.0.1. */
+async function startSite({ backend, trustProxy, port = 0 }) {
+  const { app, gate } = createApp({ backend, trustProxy, onDecision, ...(liveLog ? {} : { logger }) })
   let site
   try {
     site = await listen(app, { port, host: '127.0.0.1' })
@@ -75,329 +134,508 @@ async function startSite(fake, { trustProxy, port = 0, onDecision, logger }) {
   }
 }
 
-function header(response, name) {
-  const value = response.headers[name]
-  return Array.isArray(value) ? value : value === undefined ? [] : [value]
-}
+const agent = new Agent({ keepAliveTimeout: 1000, connections: 4 })
+let tagCount = 0
 
-function trustedIdFrom(response) {
-  for (const cookie of header(response, 'set-cookie')) {
-    const match = /^trusted_id=([^;]*)/.exec(cookie)
-    if (match) return match[1]
+/** One request as a visitor; returns what came back and what Gatehouse decided about it. */
+async function visit(site, { method = 'GET', path, headers, body }) {
+  const tag = `r${++tagCount}`
+  const started = performance.now()
+  const response = await request(`${site.url}${path}`, {
+    method,
+    headers: { [STEP]: tag, ...headers },
+    body,
+    dispatcher: agent,
+    headersTimeout: 5000,
+    bodyTimeout: 5000,
+  })
+  const text = await response.body.text()
+  const ms = performance.now() - started
+  const location = typeof response.headers.location === 'string' ? new URL(response.headers.location, site.url) : null
+  let error = null
+  if (String(response.headers['content-type']).startsWith('application/json')) {
+    try {
+      error = JSON.parse(text).error ?? null
+    } catch {}
   }
-  return undefined
+  return {
+    status: response.statusCode,
+    headers: response.headers,
+    text,
+    ms,
+    location,
+    error,
+    decision: decisions.get(tag)?.at(-1),
+    ip: ipSeen.has(tag) ? ipSeen.get(tag) : undefined,
+  }
 }
 
-/** Compares what happened with what a step expects; returns the differences. */
-function differences(step, outcome) {
+/** The HTTP cell: the status and what it carried. */
+function httpCell(outcome) {
+  if (outcome.location !== null) {
+    const { pathname, search } = outcome.location
+    return `${outcome.status} → ${pathname}${pathname === CHALLENGE_PAGE ? '' : search}`
+  }
+  if (outcome.error !== null) return `${outcome.status} ${outcome.error}`
+  if (outcome.status === 403 && String(outcome.headers['content-type']).startsWith('text/html'))
+    return `${outcome.status} access-denied page`
+  return String(outcome.status)
+}
+
+const show = (value) => (value === null ? '-' : value === undefined ? 'none' : String(value))
+
+/**
+ * A table row from one request and what it should have been: `verdict`, `reason`, `status`,
+ * `ip`, `location` (a path), `error` (the JSON error code), and `check` for anything else.
+ */
+function rowFor(visitor, outcome, expect, { check, detail } = {}) {
+  const { decision } = outcome
   const problems = []
-  const { expect } = step
-  const { response, decision, ipSeen, ms } = outcome
-  if (response.status !== expect.status) problems.push(`HTTP ${response.status}, expected ${expect.status}`)
-  if (decision === undefined) problems.push('no decision reached onDecision')
-  else {
-    for (const field of ['verdict', 'reason', 'source']) {
-      if (field in expect && decision[field] !== expect[field]) {
-        problems.push(`${field} ${JSON.stringify(decision[field])}, expected ${JSON.stringify(expect[field])}`)
-      }
-    }
+  const compare = (what, actual, wanted) => {
+    if (wanted !== undefined && actual !== wanted) problems.push(`${what}: expected ${show(wanted)}, got ${show(actual)}`)
   }
-  if ('ip' in expect && ipSeen !== expect.ip) problems.push(`IP seen ${ipSeen ?? 'none'}, expected ${expect.ip ?? 'none'}`)
-  if (expect.maxDecisionMs !== undefined && decision !== undefined && decision.latencyMs > expect.maxDecisionMs) {
-    problems.push(`the decision took ${decision.latencyMs.toFixed(0)} ms, expected at most ${expect.maxDecisionMs} ms`)
+  if (decision === undefined && expect.verdict !== undefined) problems.push('no decision reached onDecision')
+  compare('verdict', decision?.verdict, expect.verdict)
+  if (decision !== undefined) compare('reason', decision.reason, expect.reason)
+  compare('HTTP status', outcome.status, expect.status)
+  compare('IP seen', outcome.ip, expect.ip)
+  compare('redirect to', outcome.location?.pathname ?? null, expect.location)
+  compare('error', outcome.error, expect.error)
+  for (const problem of check?.(outcome) ?? []) if (problem) problems.push(problem)
+  return {
+    visitor,
+    ip: show(outcome.ip ?? null),
+    verdict: decision?.verdict ?? '-',
+    reason: decision === undefined ? '-' : (decision.reason ?? (decision.signals?.clearance === true ? '- (clearance)' : '-')),
+    http: httpCell(outcome),
+    ms: outcome.ms,
+    problems,
+    detail: typeof detail === 'function' ? detail(outcome) : detail,
   }
-  if (expect.maxMs !== undefined && ms > expect.maxMs) problems.push(`took ${ms.toFixed(0)} ms, expected at most ${expect.maxMs} ms`)
-  for (const problem of step.check?.(outcome) ?? []) if (problem) problems.push(problem)
-  return problems
 }
 
-function pad(values, widths) {
-  return values.map((value, index) => String(value).padEnd(widths[index] ?? 0)).join('  ')
+/** "trusted-accounts → allow (fallback: timeout) · local → challenge (automation-user-agent)" */
+function perBackend(decision) {
+  return Object.entries(decision?.signals ?? {})
+    .map(([name, part]) => {
+      const why = part.source === 'fallback' ? `fallback: ${part.reason}` : (part.reason ?? 'no rule matched')
+      return `${name} → ${part.verdict} (${why})`
+    })
+    .join(' · ')
+}
+
+/** Each backend's share of a fan-out decision, checked against what it should have said. */
+function checkParts(expected) {
+  return ({ decision }) =>
+    Object.entries(expected).map(([name, want]) => {
+      const part = decision?.signals?.[name]
+      if (part === undefined) return `no signals from ${name}`
+      const got = { verdict: part.verdict, source: part.source, reason: part.reason }
+      const bad = Object.keys(want).filter((key) => want[key] !== got[key])
+      return bad.length === 0 ? null : `${name}: expected ${JSON.stringify(want)}, got ${JSON.stringify(got)}`
+    })
+}
+
+/** What the challenge page's script does in a browser: SHA-256(salt ‖ nonce ‖ counter) until the key has the prefix. */
+function solve(html) {
+  const json = /<script type="application\/json" id="gh-challenge">([^<]*)<\/script>/.exec(html)?.[1]
+  if (json === undefined) throw new Error('the challenge page carries no challenge')
+  const { challenge, max } = JSON.parse(json)
+  const { salt, nonce, keyPrefix } = challenge.parameters
+  const block = Buffer.concat([Buffer.from(salt, 'hex'), Buffer.from(nonce, 'hex'), Buffer.alloc(4)])
+  for (let counter = 0; counter <= max; counter++) {
+    block.writeUInt32BE(counter, block.length - 4)
+    const derivedKey = createHash('sha256').update(block).digest('hex')
+    if (derivedKey.startsWith(keyPrefix))
+      return { payload: JSON.stringify({ challenge, solution: { counter, derivedKey } }), hashes: counter + 1 }
+  }
+  throw new Error('the proof of work has no solution')
+}
+
+function clearanceCookie(outcome) {
+  const cookies = [outcome.headers['set-cookie'] ?? []].flat()
+  return cookies.find((cookie) => cookie.startsWith(`${CLEARANCE_COOKIE}=`))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tour. Each step returns its table rows.
+
+function tour({ shop, direct, vendorDown, fake }) {
+  const shared = {}
+  return [
+    {
+      title: 'An ordinary browser opens the home page: allowed.',
+      async run() {
+        const outcome = await visit(shop, { path: '/', headers: CHROME })
+        return [
+          rowFor(
+            'Chrome',
+            outcome,
+            { verdict: 'allow', reason: null, status: 200, ip: '127.0.0.1' },
+            {
+              check: ({ text }) => [!text.includes('Welcome') && 'the home page was not served'],
+            },
+          ),
+        ]
+      },
+    },
+    {
+      title: 'A scraper is challenged on page loads (a redirect if it asks for HTML, else a 403); its API calls pass.',
+      async run() {
+        const page = await visit(shop, { path: '/products', headers: SCRAPER })
+        const plain = await visit(shop, { path: '/', headers: CURL })
+        const api = await visit(shop, { path: '/api/products', headers: { ...CURL, accept: 'application/json' } })
+        const challenged = { verdict: 'challenge', reason: 'automation-user-agent', ip: '127.0.0.1' }
+        return [
+          rowFor(
+            'python-requests, Accept: HTML',
+            page,
+            { ...challenged, status: 302, location: CHALLENGE_PAGE },
+            {
+              check: ({ location }) => [
+                location?.searchParams.get('redirect_url') !== `${shop.url}/products` &&
+                  `redirect_url is ${location?.searchParams.get('redirect_url')}, expected ${shop.url}/products`,
+              ],
+            },
+          ),
+          rowFor('curl, Accept: */*', plain, { ...challenged, status: 403, error: 'challenge_required' }),
+          rowFor('curl, JSON API', api, { verdict: 'allow', reason: null, status: 200, ip: '127.0.0.1' }),
+        ]
+      },
+    },
+    {
+      title: `Credential stuffing: 35 sign-ins from ${STUFFER_IP}, via the trusted proxy: allow → challenge → deny.`,
+      async run() {
+        const phases = [
+          { from: 1, to: 10, expect: { verdict: 'allow', reason: null, status: 200, error: null } },
+          { from: 11, to: 30, expect: { verdict: 'challenge', reason: 'checkpoint-flood', status: 403, error: 'challenge_required' } },
+          { from: 31, to: 35, expect: { verdict: 'deny', reason: 'checkpoint-flood-severe', status: 403, error: 'forbidden' } },
+        ]
+        const attempts = []
+        for (let n = 1; n <= 35; n++) {
+          const body = new URLSearchParams({ email: `user${n}@example.com`, password: 'hunter2' }).toString()
+          attempts.push(await visit(shop, { method: 'POST', path: '/login', headers: { ...STUFFER, 'x-forwarded-for': STUFFER_IP }, body }))
+        }
+        return phases.map(({ from, to, expect }) => {
+          const slice = attempts.slice(from - 1, to)
+          const rows = slice.map((outcome) => rowFor('', outcome, { ...expect, ip: STUFFER_IP }))
+          const first = rows[0]
+          const same = rows.every(
+            (row) => row.verdict === first.verdict && row.reason === first.reason && row.http === first.http && row.ip === first.ip,
+          )
+          const problems = rows.flatMap((row, index) => row.problems.map((problem) => `attempt ${from + index}: ${problem}`))
+          return {
+            visitor: `attempts ${from}–${to}`,
+            ip: same ? first.ip : 'mixed',
+            verdict: same ? first.verdict : 'mixed',
+            reason: same ? first.reason : 'mixed',
+            http: same ? `${first.http} ×${slice.length}` : 'mixed',
+            ms: slice.reduce((sum, outcome) => sum + outcome.ms, 0) / slice.length,
+            problems: problems.length > 6 ? [...problems.slice(0, 6), `… and ${problems.length - 6} more`] : problems,
+          }
+        })
+      },
+    },
+    {
+      title: `A denylisted IP (${DENIED_IP}) behind the trusted loopback proxy (X-Forwarded-For): denied.`,
+      async run() {
+        const outcome = await visit(shop, { path: '/', headers: { ...CHROME, 'x-forwarded-for': DENIED_IP } })
+        return [rowFor('Chrome, via the proxy', outcome, { verdict: 'deny', reason: 'deny-ip', status: 403, ip: DENIED_IP })]
+      },
+    },
+    {
+      title: `X-Forwarded-For: ${SPOOFED_IP} from a peer that is no trusted proxy (a copy with trustProxy: false): ignored.`,
+      async run() {
+        const outcome = await visit(direct, { path: '/', headers: { ...CHROME, 'x-forwarded-for': SPOOFED_IP } })
+        return [
+          rowFor(
+            'Chrome, spoofed XFF',
+            outcome,
+            { verdict: 'allow', reason: null, status: 200, ip: '127.0.0.1' },
+            {
+              check: () => [
+                !logged.some((entry) => entry.code === 'GH_WARN_XFF_UNTRUSTED') && 'the site did not warn (GH_WARN_XFF_UNTRUSTED)',
+              ],
+              detail: 'the untrusted copy logged GH_WARN_XFF_UNTRUSTED once: X-Forwarded-For from a private peer, no proxy trusted',
+            },
+          ),
+        ]
+      },
+    },
+    {
+      title: 'The vendor is down: Trusted Accounts and the local engine are asked in parallel; the strictest verdict wins.',
+      async run() {
+        const budget = {
+          check: ({ ms }) => [ms > VENDOR_BUDGET_MS + 1000 && `took ${ms.toFixed(0)} ms, expected about ${VENDOR_BUDGET_MS} ms`],
+        }
+        const rows = []
+        // The vendor accepts the connection and never answers.
+        fake.reply({ fault: 'hang' })
+        for (const [failure, label] of [
+          ['timeout', 'hangs'],
+          ['network', 'is gone'],
+        ]) {
+          if (failure === 'network') await fake.close() // now the connection is refused
+          const vendor = { 'trusted-accounts': { verdict: 'allow', source: 'fallback', reason: failure } }
+          const browser = await visit(vendorDown, { path: '/', headers: CHROME })
+          rows.push(
+            rowFor(
+              `vendor ${label}: Chrome`,
+              browser,
+              { verdict: 'allow', reason: failure, status: 200, ip: '127.0.0.1' },
+              {
+                check: (outcome) => [
+                  ...checkParts({ ...vendor, local: { verdict: 'allow', reason: null } })(outcome),
+                  ...budget.check(outcome),
+                ],
+                detail: ({ decision }) => perBackend(decision),
+              },
+            ),
+          )
+          const scraper = await visit(vendorDown, { path: '/products', headers: SCRAPER })
+          rows.push(
+            rowFor(
+              `vendor ${label}: scraper`,
+              scraper,
+              { verdict: 'challenge', reason: 'automation-user-agent', status: 302, location: CHALLENGE_PAGE, ip: '127.0.0.1' },
+              {
+                check: (outcome) => [
+                  ...checkParts({ ...vendor, local: { verdict: 'challenge', reason: 'automation-user-agent' } })(outcome),
+                  ...budget.check(outcome),
+                ],
+                detail: ({ decision }) => perBackend(decision),
+              },
+            ),
+          )
+        }
+        return rows
+      },
+    },
+    {
+      title: 'A headless browser is challenged, runs the proof of work, and passes with the clearance cookie.',
+      async run() {
+        const rows = []
+        const first = await visit(shop, { path: '/products?page=2', headers: HEADLESS_CHROME })
+        rows.push(
+          rowFor('HeadlessChrome', first, {
+            verdict: 'challenge',
+            reason: 'automation-user-agent',
+            status: 302,
+            location: CHALLENGE_PAGE,
+            ip: '127.0.0.1',
+          }),
+        )
+        if (first.location === null) return rows
+
+        // The challenge page, solved as its script would, and the answer posted back.
+        const page = await visit(shop, { path: first.location.pathname + first.location.search, headers: HEADLESS_CHROME })
+        const started = performance.now()
+        const { payload, hashes } = solve(page.text)
+        const solveMs = performance.now() - started
+        const body = new URLSearchParams({ payload, redirect_url: first.location.searchParams.get('redirect_url') ?? '' }).toString()
+        const verified = await visit(shop, {
+          method: 'POST',
+          path: '/.gatehouse/verify',
+          headers: { ...HEADLESS_CHROME, 'content-type': 'application/x-www-form-urlencoded', origin: shop.url },
+          body,
+        })
+        const cookie = clearanceCookie(verified)
+        rows.push(
+          rowFor(
+            '…solves the proof of work',
+            { ...verified, ms: page.ms + solveMs + verified.ms },
+            { status: 303, location: '/products' },
+            {
+              check: () => [
+                page.status !== 200 && `the challenge page answered ${page.status}, expected 200`,
+                verified.location?.href !== `${shop.url}/products?page=2` &&
+                  `sent back to ${verified.location?.href}, expected ${shop.url}/products?page=2`,
+                cookie === undefined && 'no clearance cookie was set',
+                cookie !== undefined &&
+                  !/; HttpOnly; SameSite=Lax$/.test(cookie) &&
+                  `the cookie is not HttpOnly and SameSite=Lax: ${cookie}`,
+              ],
+              detail: `challenge page ${page.status}, ${hashes.toLocaleString('en')} SHA-256 hashes in ${solveMs.toFixed(0)} ms, then ${CLEARANCE_COOKIE} (${cookie?.split('; ').slice(2).join('; ') ?? 'missing'})`,
+            },
+          ),
+        )
+        if (cookie === undefined || verified.location === null) return rows
+        shared.cookie = cookie.split(';')[0]
+
+        const back = await visit(shop, {
+          path: verified.location.pathname + verified.location.search,
+          headers: { ...HEADLESS_CHROME, cookie: shared.cookie },
+        })
+        rows.push(
+          rowFor(
+            '…returns with the cookie',
+            back,
+            { verdict: 'allow', reason: null, status: 200, ip: '127.0.0.1' },
+            { check: ({ decision }) => [decision?.signals?.clearance !== true && 'the decision has no clearance signal'] },
+          ),
+        )
+        const copied = await visit(shop, { path: '/products?page=2', headers: { ...SCRAPER, cookie: shared.cookie } })
+        rows.push(
+          rowFor('same cookie, python-requests', copied, {
+            verdict: 'challenge',
+            reason: 'automation-user-agent',
+            status: 302,
+            location: CHALLENGE_PAGE,
+            ip: '127.0.0.1',
+          }),
+        )
+        return rows
+      },
+    },
+  ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Printing.
+
+const COLUMNS = [
+  ['visitor', 'visitor'],
+  ['ip', 'IP seen'],
+  ['verdict', 'verdict'],
+  ['reason', 'reason'],
+  ['http', 'HTTP'],
+  ['ms', 'ms'],
+]
+
+function printTable(results) {
+  const cells = (row) => ({ ...row, ms: row.ms.toFixed(1) })
+  const all = results.flatMap(({ rows }) => rows.map(cells))
+  const widths = COLUMNS.map(([key, label]) => Math.max(label.length, ...all.map((row) => String(row[key]).length)))
+  const line = (values, mark = ' ') =>
+    `  ${mark} ${values
+      .map((value, index) => (COLUMNS[index][0] === 'ms' ? String(value).padStart(widths[index]) : String(value).padEnd(widths[index])))
+      .join('  ')
+      .trimEnd()}`
+  console.log(line(COLUMNS.map(([, label]) => label)))
+  console.log(line(widths.map((width) => '─'.repeat(width))))
+  results.forEach(({ title, rows }, index) => {
+    console.log(`${String(index + 1).padStart(2)}  ${title}`)
+    for (const row of rows.map(cells)) {
+      console.log(
+        line(
+          COLUMNS.map(([key]) => row[key]),
+          row.problems.length === 0 ? '✓' : '✗',
+        ),
+      )
+      if (row.detail) console.log(`      ${row.detail}`)
+      for (const problem of row.problems) console.log(`      FAILED: ${problem}`)
+    }
+  })
 }
 
 async function main() {
-  const decisions = new Map()
-  const logged = []
-  const onDecision = (decision, req) => {
-    const visitor = req.headers[VISITOR]
-    if (typeof visitor !== 'string') {
-      if (SERVE)
-        console.log(`  ${req.method} ${req.originalUrl} → ${decision.verdict} (${decision.source}, ${decision.reason ?? 'no reason'})`)
-      return
-    }
-    const list = decisions.get(visitor) ?? []
-    list.push(decision)
-    decisions.set(visitor, list)
-  }
-  const logger = {
-    warn: (object, message) => logged.push({ level: 'warn', code: object.code, message }),
-    error: (object, message) => logged.push({ level: 'error', code: object.code, message }),
-  }
+  const startedAt = performance.now()
+  const fake = await fakeTrustedAccounts()
+  // The shop behind a reverse proxy on this machine: loopback peers may set X-Forwarded-For.
+  const shop = await startSite({ backend: watch(localPolicies(POLICIES)), trustProxy: 'loopback' })
+  // The same shop trusting no proxy: X-Forwarded-For is ignored and the socket peer counts.
+  const direct = await startSite({ backend: watch(localPolicies(POLICIES)), trustProxy: false })
+  // The same shop asking a vendor (the fake Trusted Accounts, about to fail) beside the local engine.
+  const vendorDown = await startSite({
+    backend: [
+      watch(trustedAccounts({ secretKey: fake.secretKey, publishableKey: 'pk_demo', baseUrl: fake.url })),
+      watch(localPolicies(POLICIES)),
+    ],
+    trustProxy: 'loopback',
+  })
 
-  const fake = await startFake()
-  // The site sits behind a proxy on this machine: loopback peers are trusted to set X-Forwarded-For.
-  const site = await startSite(fake, { trustProxy: 'loopback', onDecision, logger })
-  // The same site with no proxy trusted: X-Forwarded-For from its peers is ignored.
-  const direct = await startSite(fake, { trustProxy: false, onDecision, logger })
-  const agent = new Agent({ keepAliveTimeout: 1000, connections: 4 })
-  const shared = {}
+  console.log('\nGatehouse demo: the Express example shop with guard() defaults, i.e. the embedded local policy engine')
+  console.log(
+    `  rules: deny-ip (${DENIED_IP}), then the defaults: checkpoint-flood-severe, checkpoint-flood, automation-user-agent, browser-headers-missing`,
+  )
+  console.log(`  ${shop.url}  trustProxy 'loopback' (a reverse proxy on this machine)`)
+  console.log(`  ${direct.url}  the same, trustProxy false`)
+  console.log(`  ${vendorDown.url}  the same, backend [trustedAccounts (a local fake, failing), localPolicies]\n`)
 
-  const steps = [
-    {
-      visitor: 'browser',
-      what: 'an ordinary browser opens the home page',
-      request: { path: '/', headers: { 'user-agent': BROWSER_AGENT, accept: HTML } },
-      expect: { status: 200, verdict: 'allow', reason: null, source: 'backend', ip: '127.0.0.1' },
-      check({ response }) {
-        shared.trustedId = trustedIdFrom(response)
-        return [shared.trustedId === undefined && 'no trusted_id cookie was set']
-      },
-    },
-    {
-      visitor: 'returning browser',
-      what: 'the browser comes back with its trusted_id, a session cookie and a credential',
-      request: () => ({
-        path: '/products',
-        headers: {
-          'user-agent': BROWSER_AGENT,
-          accept: HTML,
-          cookie: `trusted_id=${shared.trustedId}; session=s3cret-session`,
-          authorization: 'Bearer s3cret-token',
-        },
-      }),
-      expect: { status: 200, verdict: 'allow', reason: null, source: 'backend', ip: '127.0.0.1' },
-      check({ checks }) {
-        const sent = checks.at(-1)
-        if (sent === undefined) return ['the backend was not called']
-        const text = JSON.stringify(sent)
-        return [
-          sent.trustedId !== shared.trustedId && `the backend got trustedId ${sent.trustedId}, expected ${shared.trustedId}`,
-          JSON.stringify(sent.cookies) !== '["trusted_id","session"]' && `the backend got cookies ${JSON.stringify(sent.cookies)}`,
-          text.includes('s3cret') && 'a cookie value or credential reached the backend',
-        ]
-      },
-    },
-    {
-      visitor: 'login',
-      what: 'the browser signs in: the login checkpoint reads the email from the parsed form',
-      request: () => ({
-        method: 'POST',
-        path: '/login',
-        headers: {
-          'user-agent': BROWSER_AGENT,
-          accept: HTML,
-          'content-type': 'application/x-www-form-urlencoded',
-          cookie: `trusted_id=${shared.trustedId}`,
-        },
-        body: 'email=ada%40example.com&password=correct-horse',
-      }),
-      expect: { status: 200, verdict: 'allow', reason: null, source: 'backend', ip: '127.0.0.1' },
-      check({ decisions: list, body, checks }) {
-        return [
-          list.length !== 2 && `${list.length} decisions, expected 2 (site-wide and checkpoint)`,
-          !body.includes('Welcome back, ada@example.com') && 'the login page did not greet the user',
-          JSON.stringify(checks).includes('correct-horse') && 'the password reached the backend',
-        ]
-      },
-    },
-    {
-      visitor: 'scraper bot',
-      what: 'a scraper opens a page: challenged, sent to the hosted challenge page',
-      request: { path: '/products?page=2', headers: { 'user-agent': SCRAPER_AGENT, accept: HTML } },
-      expect: { status: 302, verdict: 'challenge', reason: 'trusted-accounts:challenge', source: 'backend', ip: '127.0.0.1' },
-      check({ response, siteUrl }) {
-        const location = new URL(header(response, 'location')[0] ?? 'about:blank')
-        shared.challengeLocation = location.href
-        const query = location.searchParams
-        return [
-          location.origin + location.pathname !== 'https://challenge.trustedaccounts.org/challenge.html' &&
-            `redirected to ${location.href}`,
-          !query.get('trusted_id') && 'no trusted_id in the challenge URL',
-          query.get('publishable_key') !== 'pk_demo' && 'no publishable_key in the challenge URL',
-          query.get('redirect_url') !== `${siteUrl}/products?page=2` && `redirect_url is ${query.get('redirect_url')}`,
-        ]
-      },
-    },
-    {
-      visitor: 'scraper bot (API)',
-      what: 'the scraper calls the JSON API: no redirect for an API client, a 403 it can read',
-      request: { path: '/api/products', headers: { 'user-agent': SCRAPER_AGENT, accept: JSON_ONLY } },
-      expect: { status: 403, verdict: 'challenge', reason: 'trusted-accounts:challenge', source: 'backend', ip: '127.0.0.1' },
-      check: ({ body }) => [!body.includes('"challenge_required"') && `body ${body}`],
-    },
-    {
-      visitor: 'blocked IP via proxy',
-      what: `a visitor from ${BLOCKED_IP} arrives through the trusted loopback proxy`,
-      request: { path: '/api/products', headers: { 'user-agent': BROWSER_AGENT, accept: JSON_ONLY, 'x-forwarded-for': BLOCKED_IP } },
-      expect: { status: 403, verdict: 'deny', reason: 'trusted-accounts:block', source: 'backend', ip: BLOCKED_IP },
-      check: ({ body }) => [!body.includes('"forbidden"') && `body ${body}`],
-    },
-    {
-      visitor: 'forged XFF via proxy',
-      what: 'a client writes its own X-Forwarded-For; the proxy appends the real address',
-      request: { path: '/products', headers: { 'user-agent': BROWSER_AGENT, accept: HTML, 'x-forwarded-for': '10.1.2.3, 198.51.100.23' } },
-      expect: { status: 200, verdict: 'allow', source: 'backend', ip: '198.51.100.23' },
-    },
-    {
-      visitor: 'spoofed XFF, no proxy',
-      what: 'a client connects directly with its own X-Forwarded-For; no proxy is trusted, so the socket peer counts',
-      site: 'direct',
-      request: { path: '/products', headers: { 'user-agent': BROWSER_AGENT, accept: HTML, 'x-forwarded-for': '203.0.113.67' } },
-      expect: { status: 200, verdict: 'allow', source: 'backend', ip: '127.0.0.1' },
-      check: () => [!logged.some((entry) => entry.code === 'GH_WARN_XFF_UNTRUSTED') && 'no GH_WARN_XFF_UNTRUSTED warning was logged'],
-    },
-    {
-      visitor: 'health check',
-      what: 'the load balancer polls /health: skipped, no backend call',
-      request: { path: '/health', headers: { 'user-agent': 'kube-probe/1.30' } },
-      expect: { status: 200, verdict: 'allow', reason: 'skip:rule', source: 'skip', ip: null },
-    },
-    {
-      visitor: 'backend hangs',
-      what: `the backend accepts the call and never answers: fail-open within the ${BUDGET_MS} ms budget`,
-      before: () => fake.replyOnce({ fault: 'hang' }),
-      request: { path: '/products', headers: { 'user-agent': BROWSER_AGENT, accept: HTML } },
-      expect: { status: 200, verdict: 'allow', reason: 'timeout', source: 'fallback', ip: '127.0.0.1', ...WITHIN_BUDGET },
-    },
-    {
-      visitor: 'backend down',
-      what: 'the backend is gone (connection refused): fail-open at once',
-      before: () => fake.close(),
-      request: { path: '/products', headers: { 'user-agent': BROWSER_AGENT, accept: HTML } },
-      expect: { status: 200, verdict: 'allow', reason: 'network', source: 'fallback', ip: null, ...WITHIN_BUDGET },
-    },
-  ]
-
-  const rows = []
-  let failed = 0
+  const results = []
   try {
-    for (const step of steps) {
-      await step.before?.()
-      const siteUrl = step.site === 'direct' ? direct.url : site.url
-      const spec = typeof step.request === 'function' ? step.request() : step.request
-      const checksBefore = fake.checks().length
-      const started = performance.now()
-      let response
-      let body = ''
+    for (const step of tour({ shop, direct, vendorDown, fake })) {
+      let rows
       try {
-        response = await request(`${siteUrl}${spec.path}`, {
-          method: spec.method ?? 'GET',
-          headers: { ...spec.headers, [VISITOR]: step.visitor },
-          body: spec.body,
-          dispatcher: agent,
-          headersTimeout: 5000,
-          bodyTimeout: 5000,
-        })
-        body = await response.body.text()
+        rows = await step.run()
       } catch (error) {
-        const ms = performance.now() - started
-        failed++
-        const outcome = { response: { status: '-', headers: {} }, body, ms, decision: undefined, ipSeen: null }
-        rows.push({ step, outcome, problems: [`the request failed: ${error.message}`] })
-        continue
+        rows = [{ visitor: '-', ip: '-', verdict: '-', reason: '-', http: '-', ms: 0, problems: [`the step failed: ${error.message}`] }]
       }
-      const ms = performance.now() - started
-      const list = decisions.get(step.visitor) ?? []
-      // What the backend was sent for this visitor (none for a skipped request or an unreachable backend).
-      const checks = fake.checks().slice(checksBefore)
-      const outcome = {
-        response: { status: response.statusCode, headers: response.headers },
-        body,
-        ms,
-        decision: list.at(-1),
-        decisions: list,
-        checks,
-        ipSeen: checks.at(-1)?.ip ?? null,
-        siteUrl,
-      }
-      const problems = differences(step, outcome)
-      if (problems.length > 0) failed++
-      rows.push({ step, outcome, problems })
+      results.push({ title: step.title, rows })
     }
   } finally {
     await agent.close()
-    await Promise.all([site.close(), direct.close(), fake.close()])
+    await Promise.all([shop.close(), direct.close(), vendorDown.close(), fake.close()])
   }
 
-  const widths = [22, 15, 9, 28, 10, 5, 7, 5]
-  console.log('\nGatehouse demo: the Express example guarded by Trusted Accounts (a local fake), behind a loopback proxy\n')
-  console.log(pad(['visitor', 'IP seen', 'verdict', 'reason', 'source', 'HTTP', 'ms'.padStart(5), 'check'], widths))
-  console.log(
-    pad(
-      widths.map((width) => '-'.repeat(width)),
-      widths,
-    ).trimEnd(),
-  )
-  for (const { step, outcome, problems } of rows) {
-    const { decision } = outcome
-    console.log(
-      pad(
-        [
-          step.visitor,
-          outcome.ipSeen ?? '-',
-          decision?.verdict ?? '-',
-          decision?.reason ?? '-',
-          decision?.source ?? '-',
-          outcome.response.status,
-          outcome.ms.toFixed(0).padStart(5),
-          problems.length === 0 ? 'ok' : 'FAIL',
-        ],
-        widths,
-      ).trimEnd(),
-    )
-    for (const problem of problems) console.log(`    ✗ ${problem}`)
-  }
+  printTable(results)
+  console.log(`\n  IP seen: the client IP Gatehouse gave the decision backend ('-': no backend was asked).`)
+  console.log('  ms: the round trip as the visitor saw it; for a burst, the average per attempt.')
+  const unexpected = logged.filter((entry) => entry.code !== 'GH_WARN_XFF_UNTRUSTED')
+  for (const entry of unexpected) console.log(`  ✗ unexpected ${entry.level} ${entry.code ?? ''}: ${entry.message}`)
 
-  console.log('\nWhat each visitor shows:')
-  for (const { step } of rows) console.log(`  ${step.visitor.padEnd(widths[0] + 2)}${step.what}`)
-  console.log('\nNotes:')
-  console.log(`  "IP seen" is the client IP Gatehouse sent to the backend ("-": no backend call was made or reached).`)
-  for (const { step, outcome } of rows) {
-    if (step.expect.maxDecisionMs !== undefined && outcome.decision !== undefined) {
-      console.log(`  ${step.visitor}: decided in ${outcome.decision.latencyMs.toFixed(0)} ms against a ${BUDGET_MS} ms budget.`)
-    }
-  }
-  if (shared.challengeLocation) console.log(`  Challenge redirect: ${shared.challengeLocation}`)
-  for (const entry of logged) console.log(`  Logged ${entry.level} ${entry.code}: ${entry.message}`)
-
-  const passed = rows.length - failed
+  const failedSteps = results.filter(({ rows }) => rows.some((row) => row.problems.length > 0))
+  const failed = failedSteps.length + (unexpected.length > 0 ? 1 : 0)
+  const rowCount = results.reduce((sum, { rows }) => sum + rows.length, 0)
+  const seconds = ((performance.now() - startedAt) / 1000).toFixed(1)
   console.log(
     failed === 0
-      ? `\nAll ${rows.length} steps behaved as expected.`
-      : `\n${failed} of ${rows.length} steps did not behave as expected (${passed} did).`,
+      ? `\nSummary: all ${results.length} steps (${rowCount} rows, ${tagCount} requests) behaved as expected, in ${seconds} s.`
+      : `\nSummary: ${failedSteps.length} of ${results.length} steps did not behave as expected${unexpected.length > 0 ? ', and the sites logged something unexpected' : ''} (${seconds} s); exit code 1.`,
   )
+  const outcomes = [
+    'a browser browses freely',
+    'a scraper is challenged on page loads; API calls pass',
+    'a login flood goes allow → challenge → deny',
+    'a denylisted IP behind the trusted proxy is denied',
+    'a spoofed X-Forwarded-For from an untrusted peer is ignored',
+    'with the vendor down, the local engine still decides',
+    'a solved challenge lets that browser through, and only that browser',
+  ]
+  results.forEach(({ rows }, index) => {
+    console.log(`  ${rows.some((row) => row.problems.length > 0) ? '✗' : '✓'} ${index + 1}. ${outcomes[index]}`)
+  })
   process.exitCode = failed === 0 ? 0 : 1
 
-  if (SERVE) await serve(onDecision)
+  if (SERVE) await serve()
 }
 
-/** Keeps a fresh fake and site up for a person to click through, until Ctrl+C. */
-async function serve(onDecision) {
+/** Keeps a fresh copy of the shop up for a person to try, until Ctrl+C. */
+async function serve() {
   clearTimeout(watchdog)
-  const fake = await startFake()
-  let site
+  liveLog = true
+  const backend = localPolicies(POLICIES)
   const port = Number(process.env.PORT ?? 3000)
+  let site
   try {
-    site = await startSite(fake, { trustProxy: 'loopback', port, onDecision })
-  } catch {
-    site = await startSite(fake, { trustProxy: 'loopback', port: 0, onDecision })
+    site = await startSite({ backend, trustProxy: 'loopback', port })
+  } catch (error) {
+    console.log(`\nPort ${port} is taken (${error.code ?? error.message}); using a free one.`)
+    site = await startSite({ backend: localPolicies(POLICIES), trustProxy: 'loopback', port: 0 })
   }
-  console.log(`\nServing ${site.url}/ (Trusted Accounts fake on ${fake.url}). Press Ctrl+C to stop.`)
+  const url = site.url
+  console.log(`\nServing the shop on ${url}/ (local engine, deny list ${DENIED_IP}, trustProxy 'loopback'). Ctrl+C stops it.`)
   const tries = [
-    [`open ${site.url}/ in a browser`, 'allowed, gets a trusted_id cookie'],
-    [`curl -i -A '${SCRAPER_AGENT}' -H 'accept: text/html' ${site.url}/`, '302 to the challenge page'],
-    [`curl -i -H 'x-forwarded-for: ${BLOCKED_IP}' ${site.url}/api/products`, '403, the IP is blocked'],
+    [`open ${url}/ in a browser`, 'allowed: browse, sign in'],
+    [`open ${url}${CHALLENGE_PAGE} in a browser`, 'the challenge page: it solves itself, sets the clearance, returns to /'],
+    [`curl -i -H 'accept: text/html' ${url}/products`, '302 to the challenge page (curl says it is an HTTP library)'],
+    [`curl -i ${url}/`, '403 challenge_required'],
+    [`curl -i -H 'accept: application/json' ${url}/api/products`, '200: API calls are left alone'],
+    [`curl -i -H 'x-forwarded-for: ${DENIED_IP}' ${url}/`, '403: the denylisted IP, via the trusted loopback proxy'],
+    [
+      `for i in $(seq 35); do curl -s -o /dev/null -w '%{http_code} ' -H 'x-forwarded-for: ${STUFFER_IP}' -d "email=u$i@example.com&password=x" ${url}/login; done; echo`,
+      '200 ×10, then 403 challenged ×20, then 403 denied',
+    ],
   ]
-  const width = Math.max(...tries.map(([command]) => command.length))
   console.log('Try:')
-  for (const [command, result] of tries) console.log(`  ${command.padEnd(width)}  → ${result}`)
-  console.log('Decisions:')
+  for (const [command, result] of tries) console.log(`  ${command}\n      → ${result}`)
+  console.log('Decisions (client IP, request → HTTP status, verdict, reason):')
   await new Promise((resolve) => {
     process.once('SIGINT', resolve)
     process.once('SIGTERM', resolve)
   })
+  console.log('Stopping.')
   await site.close()
-  await fake.close()
 }
 
 await main()

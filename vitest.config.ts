@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url'
 import { defineConfig } from 'vitest/config'
 
-const packages = ['core', 'express', 'koa', 'trusted-accounts', 'tracenow', 'ipqs', 'tracer', 'testing']
+const packages = ['core', 'express', 'koa', 'trusted-accounts', 'tracenow', 'ipqs', 'tracer', 'redis', 'testing']
 /** Tests run against the TypeScript sources; the packed builds are checked by test/external. */
 const alias = Object.fromEntries(
   packages.map((name) => [`@gatehouse/${name}`, fileURLToPath(new URL(`./packages/${name}/src/index.ts`, import.meta.url))]),

@@ -14,11 +14,15 @@ const packagesDir = fileURLToPath(new URL('../../packages', import.meta.url))
 
 /** Each package and the functions a user imports from it. */
 const PACKAGES: Record<string, string[]> = {
-  core: ['createGate', 'httpBackend', 'localPolicies', 'normalizeIp', 'compileTrust', 'resolveClientIp', 'GatehouseError'],
+  core: ['createGate', 'httpBackend', 'localPolicies', 'normalizeIp', 'compileTrust', 'resolveClientIp', 'GatehouseError', 'MemoryStore'],
   express: ['guard', 'GatehouseError'],
   koa: ['guard', 'GatehouseError'],
   'trusted-accounts': ['trustedAccounts'],
-  testing: ['fakeTrustedAccounts', 'startFakeServer'],
+  tracenow: ['tracenow'],
+  ipqs: ['ipqs'],
+  tracer: ['tracer'],
+  redis: ['redisStore'],
+  testing: ['fakeTrustedAccounts', 'fakeTraceNow', 'fakeIpqs', 'fakeTracer', 'startFakeServer'],
 }
 
 function runNode(args: string[], script: string): unknown {

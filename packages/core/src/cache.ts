@@ -61,7 +61,7 @@ export class DecisionCache {
   keyFor(input: DecisionInput): string | null {
     try {
       const key = this.#key(input)
-      return typeof key === 'string' && key.length > 0 ? `gatehouse:decision:${key}` : null
+      return typeof key === 'string' && key.length > 0 ? `decision:${key}` : null
     } catch {
       return null
     }

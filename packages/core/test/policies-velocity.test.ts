@@ -78,7 +78,7 @@ describe('velocity keys', () => {
     expect(await judge(backend, { ...attempt(' VICTIM@site.example '), ip: '198.51.100.3' })).toEqual(['challenge', 'email-spray'])
     expect(await judge(backend, attempt('other@site.example'))).toEqual(['allow', null])
     expect(store.keys.some((key) => key.toLowerCase().includes('victim'))).toBe(false)
-    expect(store.keys[0]).toMatch(/^gatehouse:velocity:email-spray:login\|[A-Za-z0-9_-]{22}$/)
+    expect(store.keys[0]).toMatch(/^velocity:email-spray:login\|[A-Za-z0-9_-]{22}$/)
     // No email, no count.
     expect(await judge(backend, { ...attempt(), checkpoint: { event: 'login', status: 'attempted' } })).toEqual(['allow', null])
     expect(store.keys).toHaveLength(4)
@@ -111,7 +111,7 @@ describe('velocity keys', () => {
     expect(await judge(backend, { headers: {} })).toEqual(['allow', null])
     expect(await judge(backend, { headers: { 'x-tenant': 'acme', 'x-boom': '1' } })).toEqual(['allow', null])
     expect(store.keys).toHaveLength(3)
-    expect(store.keys[0]).toMatch(/^gatehouse:velocity:per-tenant:\|/)
+    expect(store.keys[0]).toMatch(/^velocity:per-tenant:\|/)
   })
 
   it('counts only requests that pass the other tests of its condition', async () => {

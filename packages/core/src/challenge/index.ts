@@ -174,7 +174,7 @@ export function createChallengeService(options: ChallengeServiceOptions): Challe
     if (!result.verified) return fail()
     // One solution clears one visitor once: remember it until the challenge would expire anyway.
     const ttl = Math.max(1000, challenge.parameters.expiresAt * 1000 - now())
-    const { count } = await store.increment(`gatehouse:challenge-used:${challenge.signature}`, ttl)
+    const { count } = await store.increment(`challenge-used:${challenge.signature}`, ttl)
     if (count > 1) return fail()
     const expiresAt = now() + clearanceTtlMs
     const value = issueClearance(secret, binding, expiresAt)

@@ -65,7 +65,7 @@ export async function countWithin(
 /**
  * A velocity condition: counts each request that reaches it, per rule, checkpoint event
  * and key, and matches once the count goes above `limit`. Store keys are
- * `gatehouse:velocity:<rule>:<event>|<key>` (rule names hold no `:`, events no `|`).
+ * `velocity:<rule>:<event>|<key>` (rule names hold no `:`, events no `|`).
  */
 export function compileVelocity(
   test: VelocityTest,
@@ -74,7 +74,7 @@ export function compileVelocity(
   onFailure: StoreFailure,
 ): (facts: RequestFacts) => boolean | Promise<boolean> {
   const read = keyReader(test.key)
-  const prefix = `gatehouse:velocity:${rule}:`
+  const prefix = `velocity:${rule}:`
   const { limit, windowMs } = test
   return (facts) => {
     const value = read(facts.input)

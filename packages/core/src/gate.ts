@@ -3,6 +3,7 @@ import { type BreakerState, CircuitBreaker } from './breaker.js'
 import { DecisionCache } from './cache.js'
 import { type CheckpointSpec, type CompiledCheckpoint, compileCheckpoint } from './checkpoint.js'
 import { resolveClientIp, resolveHost, resolveProtocol } from './client-ip.js'
+import { type Budget, Deadline, InProcessBudget } from './deadline.js'
 import { failureOf, GatehouseError } from './errors.js'
 import { readCookies, sanitizeHeaders } from './headers.js'
 import { Warnings } from './logger.js'
@@ -12,11 +13,12 @@ import { challengeRequired, forbidden, isNavigation, pageLocation, redirect } fr
 import { checkSetCookie } from './set-cookie.js'
 import { pathOnly } from './skip.js'
 import { createTelemetry, type Telemetry } from './telemetry.js'
-import { ABORT_CLIENT_GONE, ABORT_TIMEOUT, abortError } from './transport.js'
+import { ABORT_CLIENT_GONE, ABORT_TIMEOUT } from './transport.js'
 import type {
   Action,
   BackendRoutes,
   BackendVerdict,
+  DecideContext,
   Decision,
   DecisionBackend,
   DecisionInput,
@@ -45,6 +47,7 @@ const NONE: Action = Object.freeze({ type: 'none' })
 const STRICTNESS: Record<Verdict, number> = { allow: 0, review: 1, challenge: 2, deny: 3 }
 const VERDICTS = new Set<unknown>(Object.keys(STRICTNESS))
 const trustNone: TrustFunction = () => false
+const noop = (): void => {}
 
 type Part =
   | { backend: DecisionBackend; ok: true; reply: BackendVerdict }
@@ -102,6 +105,8 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     for (const warning of backend.warnings ?? []) warnings.once(warning.code, warning.message, { backend: backend.name })
   }
   const routed = backends.filter((backend) => backend.routes !== undefined)
+  // Backends that decide without I/O cannot be interrupted: they skip the deadline machinery.
+  const inProcess = backends.every((backend) => backend.inProcess === true)
   const cache = config.cache === undefined ? undefined : new DecisionCache(config.cache, backends)
   const declaredCookies = new Set(backends.flatMap((backend) => backend.cookies ?? []))
   const redirectHostSet: ReadonlySet<string> = new Set(config.redirectHosts)
@@ -144,21 +149,20 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     }
   }
 
-  async function attempt(
-    backend: DecisionBackend,
-    input: DecisionInput,
-    signal: AbortSignal,
-    deadline: number,
-    aborted: Promise<never>,
-  ): Promise<Part> {
+  async function attempt(backend: DecisionBackend, input: DecisionInput, deadline: Budget): Promise<Part> {
     try {
-      const reply = await Promise.race([
-        Promise.resolve().then(() => backend.decide(input, { signal, deadline, retries: config.retries })),
-        aborted,
-      ])
+      const ctx: DecideContext = {
+        get signal() {
+          return deadline.signal
+        },
+        deadline: deadline.at,
+        retries: config.retries,
+      }
+      const decided = backend.decide(input, ctx)
+      const reply = deadline.expired === null ? await decided : await Promise.race([decided, deadline.expired])
       return { backend, ok: true, reply: checkReply(reply, backend.name) }
     } catch (error) {
-      const failure = signal.aborted && signal.reason === ABORT_TIMEOUT ? 'timeout' : failureOf(error)
+      const failure = deadline.reason === ABORT_TIMEOUT ? 'timeout' : failureOf(error)
       if (failure === 'client' && error instanceof GatehouseError) {
         warnings.once(
           'GH_WARN_BACKEND_REFUSED',
@@ -174,17 +178,8 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     }
   }
 
-  /**
-   * Calls one backend inside the decision's deadline. In a fan-out, a backend whose own
-   * `timeoutMs` is shorter than the budget gets its own, shorter deadline.
-   */
-  async function callBackend(
-    backend: DecisionBackend,
-    input: DecisionInput,
-    signal: AbortSignal,
-    deadline: number,
-    aborted: Promise<never>,
-  ): Promise<Part> {
+  /** Calls one backend inside the decision's deadline, through its circuit breaker. */
+  async function callBackend(backend: DecisionBackend, input: DecisionInput, deadline: Budget): Promise<Part> {
     const breaker = breakers.get(backend)
     if (breaker !== undefined && !breaker.tryCall(performance.now())) {
       telemetry.backendCall(backend.name, 0, 'circuit_open')
@@ -192,41 +187,25 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
       return { backend, ok: false, failure: breaker.lastFailure, error, reason: 'circuit_open' }
     }
     const callStarted = performance.now()
-    const part = await callWithinBudget(backend, input, signal, deadline, aborted)
+    const part = await callWithinBudget(backend, input, deadline)
     telemetry.backendCall(backend.name, performance.now() - callStarted, part.ok ? 'ok' : part.failure)
     if (breaker === undefined) return part
     if (part.ok) breaker.success(performance.now())
-    else if (signal.reason === ABORT_CLIENT_GONE || isInvalidCheckpoint(part)) breaker.abandon()
+    else if (deadline.reason === ABORT_CLIENT_GONE || isInvalidCheckpoint(part)) breaker.abandon()
     else breaker.failure(performance.now(), part.failure)
     return part
   }
 
-  async function callWithinBudget(
-    backend: DecisionBackend,
-    input: DecisionInput,
-    signal: AbortSignal,
-    deadline: number,
-    aborted: Promise<never>,
-  ): Promise<Part> {
+  /** In a fan-out, a backend whose own `timeoutMs` is shorter than the budget gets its own, shorter deadline. */
+  async function callWithinBudget(backend: DecisionBackend, input: DecisionInput, deadline: Budget): Promise<Part> {
     const own =
       backends.length > 1 && backend.timeoutMs !== undefined && backend.timeoutMs < config.timeoutMs ? backend.timeoutMs : undefined
-    if (own === undefined) return attempt(backend, input, signal, deadline, aborted)
-    const controller = new AbortController()
-    const forward = () => controller.abort(signal.reason)
-    signal.addEventListener('abort', forward, { once: true })
-    const timer = setTimeout(() => controller.abort(ABORT_TIMEOUT), own)
-    const ownAborted = Promise.race([
-      aborted,
-      new Promise<never>((_resolve, reject) => {
-        controller.signal.addEventListener('abort', () => reject(abortError(controller.signal)), { once: true })
-      }),
-    ])
-    ownAborted.catch(() => {})
+    if (own === undefined) return attempt(backend, input, deadline)
+    const shorter = new Deadline(own, deadline instanceof Deadline ? deadline : undefined)
     try {
-      return await attempt(backend, input, controller.signal, Math.min(deadline, performance.now() + own), ownAborted)
+      return await attempt(backend, input, shorter)
     } finally {
-      clearTimeout(timer)
-      signal.removeEventListener('abort', forward)
+      shorter.clear()
     }
   }
 
@@ -464,24 +443,24 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     const host = resolveHost(view.headers, peerTrusted)
     const protocol = resolveProtocol(view.encrypted, view.headers, peerTrusted)
     const cookies = readCookies(view.headers, config.limits.maxCookies)
-    const base: Omit<DecisionInput, 'cookie'> = {
+    const headers = sanitizeHeaders(view.headers, config.sensitive, config.limits)
+    const checkpointData = checkpoint === undefined ? null : checkpoint.extract(native)
+    // A literal per backend (not a spread of a shared base): this runs on every request.
+    const inputWith = (allowed: ReadonlySet<string> | undefined): DecisionInput => ({
       ip,
       method: view.method,
       path: view.url,
       host,
-      headers: sanitizeHeaders(view.headers, config.sensitive, config.limits),
+      headers,
       cookieNames: cookies.names,
-      checkpoint: checkpoint === undefined ? null : checkpoint.extract(native),
-    }
-    const inputFor = (backend: DecisionBackend): DecisionInput => {
-      const allowed = cookieAllowLists.get(backend)
-      return { ...base, cookie: (name) => (allowed?.has(name) ? cookies.value(name) : undefined) }
-    }
+      checkpoint: checkpointData,
+      cookie: (name) => (allowed?.has(name) ? cookies.value(name) : undefined),
+    })
+    const inputs = backends.map((backend) => inputWith(cookieAllowLists.get(backend)))
+    const inputFor = (backend: DecisionBackend): DecisionInput => inputs[backends.indexOf(backend)] ?? inputWith(undefined)
 
     const cacheKey =
-      cache !== undefined && (checkpoint === undefined || cache.checkpoints)
-        ? cache.keyFor({ ...base, cookie: (name) => (declaredCookies.has(name) ? cookies.value(name) : undefined) })
-        : null
+      cache !== undefined && (checkpoint === undefined || cache.checkpoints) ? cache.keyFor(inputWith(declaredCookies)) : null
     if (cacheKey !== null) {
       const cached = await cache?.get(cacheKey)
       if (cached !== undefined) {
@@ -498,26 +477,23 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
       }
     }
 
-    const controller = new AbortController()
-    const { signal } = controller
-    const timer = setTimeout(() => controller.abort(ABORT_TIMEOUT), config.timeoutMs)
-    const stopListening = view.onClientGone(() => controller.abort(ABORT_CLIENT_GONE))
-    const aborted = new Promise<never>((_resolve, reject) => {
-      signal.addEventListener('abort', () => reject(abortError(signal)), { once: true })
-    })
-    aborted.catch(() => {})
+    const deadline: Budget = inProcess ? new InProcessBudget(config.timeoutMs) : new Deadline(config.timeoutMs)
+    const stopListening = inProcess ? noop : view.onClientGone(() => deadline.abort(ABORT_CLIENT_GONE))
     let parts: Part[]
     try {
-      const deadline = started + config.timeoutMs
-      parts = await Promise.all(backends.map((backend) => callBackend(backend, inputFor(backend), signal, deadline, aborted)))
+      const [only] = backends
+      parts =
+        backends.length === 1 && only !== undefined
+          ? [await callBackend(only, inputFor(only), deadline)]
+          : await Promise.all(backends.map((backend) => callBackend(backend, inputFor(backend), deadline)))
     } finally {
-      clearTimeout(timer)
+      deadline.clear()
       stopListening()
     }
 
     const onError = checkpoint?.onError === undefined ? config.onError : { ...config.onError, ...checkpoint.onError }
     const decision = combine(parts, onError, host, started)
-    if (signal.reason === ABORT_CLIENT_GONE) {
+    if (deadline.reason === ABORT_CLIENT_GONE) {
       decision.reason = 'client_gone'
       return { decision, action: NONE }
     }

@@ -188,11 +188,13 @@ export function localPolicies(input: LocalPoliciesOptions = {}): LocalPoliciesBa
   return {
     name: 'local',
     timeoutMs: 50,
+    // With its own in-memory store nothing here waits on I/O; a shared store (Redis) does.
+    inProcess: ownStore,
     cookies: [CLEARANCE_COOKIE],
     pages: { challenge: service.pagePath },
     routes: service.routes,
     warnings,
-    decide: (decisionInput, ctx) => evaluate(rules, new RequestFacts(decisionInput, ctx.signal, isCleared)),
+    decide: (decisionInput, ctx) => evaluate(rules, new RequestFacts(decisionInput, ctx, isCleared)),
     listStatus: (name) => lists.get(name)?.status(),
     async close() {
       for (const list of lists.values()) list.close()

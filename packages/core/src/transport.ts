@@ -39,8 +39,8 @@ const MIN_ATTEMPT_MS = 10
 const RETRYABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CLOSED'])
 
 /** The error a backend call ends with when the signal was aborted. */
-export function abortError(signal: AbortSignal, cause?: unknown): GatehouseError {
-  if (signal.reason === ABORT_CLIENT_GONE) {
+export function abortError(reason: unknown, cause?: unknown): GatehouseError {
+  if (reason === ABORT_CLIENT_GONE) {
     return new GatehouseError('GH_CLIENT_GONE', 'The client went away before the decision was made.', { cause })
   }
   return GatehouseError.backend('timeout', 'The decision backend did not answer within the deadline.', { cause })
@@ -96,7 +96,7 @@ export class Transport {
         reply.attempts = attempt
         return reply
       } catch (error) {
-        if (ctx.signal.aborted) throw abortError(ctx.signal, error)
+        if (ctx.signal.aborted) throw abortError(ctx.signal.reason, error)
         if (error instanceof GatehouseError) throw error
         const code = errorCode(error)
         if (code !== undefined && RETRYABLE_CODES.has(code) && this.#mayRetry(attempt, ctx)) {
@@ -120,7 +120,7 @@ export class Transport {
     try {
       await delay(wait, undefined, { signal: ctx.signal, ref: false })
     } catch (error) {
-      throw abortError(ctx.signal, error)
+      throw abortError(ctx.signal.reason, error)
     }
   }
 

@@ -108,6 +108,12 @@ export interface DecisionBackend {
   readonly pages?: BackendPages
   /** Routes the backend serves on the site (its challenge page, say). */
   readonly routes?: BackendRoutes
+  /**
+   * The backend decides in process without waiting on I/O (the local engine with its
+   * in-memory store). Nothing could interrupt it, so the gate gives it no deadline timer,
+   * abort signal or disconnect listener. Defaults to `false`.
+   */
+  readonly inProcess?: boolean
   /** Misconfiguration the backend noticed at construction; the gate logs each once. */
   readonly warnings?: ReadonlyArray<{ code: WarningCode; message: string }>
   decide(input: DecisionInput, ctx: DecideContext): Promise<BackendVerdict>

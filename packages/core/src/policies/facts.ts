@@ -1,4 +1,4 @@
-import type { DecisionInput } from '../types.js'
+import type { DecideContext, DecisionInput } from '../types.js'
 import { type NumericIp, parseIp } from './ip-set.js'
 
 /**
@@ -7,17 +7,22 @@ import { type NumericIp, parseIp } from './ip-set.js'
  */
 export class RequestFacts {
   readonly input: DecisionInput
-  readonly signal: AbortSignal
+  readonly #context: DecideContext
   readonly #isCleared: (input: DecisionInput) => boolean
   #ip: NumericIp | null | undefined
   #path: string | undefined
   #loweredPath: string | undefined
   #cleared: boolean | undefined
 
-  constructor(input: DecisionInput, signal: AbortSignal, isCleared: (input: DecisionInput) => boolean) {
+  constructor(input: DecisionInput, context: DecideContext, isCleared: (input: DecisionInput) => boolean) {
     this.input = input
-    this.signal = signal
+    this.#context = context
     this.#isCleared = isCleared
+  }
+
+  /** The decision's abort signal, read only by conditions that wait on I/O (velocity): creating it costs. */
+  get signal(): AbortSignal {
+    return this.#context.signal
   }
 
   /** The client IP as a number (IPv4) or bigint (IPv6), or `null` when there is none. */

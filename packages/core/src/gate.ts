@@ -49,6 +49,21 @@ const VERDICTS = new Set<unknown>(Object.keys(STRICTNESS))
 const trustNone: TrustFunction = () => false
 const noop = (): void => {}
 
+/** What a backend call gets; a class so the lazily created signal costs no per-call accessor object. */
+class CallContext implements DecideContext {
+  readonly #budget: Budget
+  readonly deadline: number
+  readonly retries: number
+  constructor(budget: Budget, retries: number) {
+    this.#budget = budget
+    this.deadline = budget.at
+    this.retries = retries
+  }
+  get signal(): AbortSignal {
+    return this.#budget.signal
+  }
+}
+
 type Part =
   | { backend: DecisionBackend; ok: true; reply: BackendVerdict }
   | { backend: DecisionBackend; ok: false; failure: FailureClass; error: unknown; reason?: string }
@@ -151,13 +166,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
 
   async function attempt(backend: DecisionBackend, input: DecisionInput, deadline: Budget): Promise<Part> {
     try {
-      const ctx: DecideContext = {
-        get signal() {
-          return deadline.signal
-        },
-        deadline: deadline.at,
-        retries: config.retries,
-      }
+      const ctx = new CallContext(deadline, config.retries)
       const decided = backend.decide(input, ctx)
       const reply = deadline.expired === null ? await decided : await Promise.race([decided, deadline.expired])
       return { backend, ok: true, reply: checkReply(reply, backend.name) }
@@ -197,16 +206,12 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
   }
 
   /** In a fan-out, a backend whose own `timeoutMs` is shorter than the budget gets its own, shorter deadline. */
-  async function callWithinBudget(backend: DecisionBackend, input: DecisionInput, deadline: Budget): Promise<Part> {
+  function callWithinBudget(backend: DecisionBackend, input: DecisionInput, deadline: Budget): Promise<Part> {
     const own =
       backends.length > 1 && backend.timeoutMs !== undefined && backend.timeoutMs < config.timeoutMs ? backend.timeoutMs : undefined
     if (own === undefined) return attempt(backend, input, deadline)
     const shorter = new Deadline(own, deadline instanceof Deadline ? deadline : undefined)
-    try {
-      return await attempt(backend, input, shorter)
-    } finally {
-      shorter.clear()
-    }
+    return attempt(backend, input, shorter).finally(() => shorter.clear())
   }
 
   function forwardCookies(part: Part, host: string | null, into: string[]): void {
@@ -521,10 +526,8 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
   }
 
   return {
-    async decide(view, checkpoint) {
-      try {
-        return await decide(view, checkpoint)
-      } catch (error) {
+    decide(view, checkpoint) {
+      return decide(view, checkpoint).catch((error: unknown) => {
         // A bug here must not take the site down: log it and let the request through.
         logger.error({ code: 'GH_INTERNAL', err: error }, 'Gatehouse failed to decide; the request was let through.')
         const decision: Decision = {
@@ -540,7 +543,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
           setCookies: [],
         }
         return { decision, action: view.responded() ? NONE : NEXT }
-      }
+      })
     },
     checkpoint: compileCheckpoint,
     breakerStates() {

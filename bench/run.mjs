@@ -1,7 +1,7 @@
 // Gatehouse benchmarks: each guarded app against its reference, measured side by side in
 // one run (alternating rounds), with autocannon in this process and every server in its own.
 // Usage: pnpm bench  [--duration 5] [--rounds 2]
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import { cpus, totalmem } from 'node:os'
 import { fileURLToPath } from 'node:url'
@@ -13,12 +13,40 @@ const option = (name, fallback) => {
   return index < 0 ? fallback : Number(args[index + 1])
 }
 const DURATION = option('duration', 5)
-const ROUNDS = option('rounds', 2)
+const onlyIndex = args.indexOf('--only')
+/** `--only 1,2` runs just those benchmarks, for quick checks while profiling. */
+const ONLY =
+  onlyIndex < 0
+    ? null
+    : new Set(
+        String(args[onlyIndex + 1])
+          .split(',')
+          .map(Number),
+      )
+const wanted = (number) => ONLY === null || ONLY.has(number)
+const ROUNDS = option('rounds', 3)
 const servers = fileURLToPath(new URL('./servers.mjs', import.meta.url))
 const running = []
 
+// On a small machine the load generator and the server fight for the same cores, and the
+// ratio then measures the fight. Where taskset exists, the load generator (this process)
+// runs on CPU 0 and every server on CPU 1, so each server is measured on a core of its own.
+const pinned = spawnSync('taskset', ['-c', '0', 'true']).status === 0
+if (pinned && process.env.GATEHOUSE_BENCH_PINNED === undefined) {
+  const child = spawn('taskset', ['-c', '0', process.execPath, fileURLToPath(import.meta.url), ...args], {
+    stdio: 'inherit',
+    env: { ...process.env, GATEHOUSE_BENCH_PINNED: '1' },
+  })
+  const [code] = await once(child, 'exit')
+  process.exit(code ?? 1)
+}
+
 async function start(kind, upstream) {
-  const child = spawn(process.execPath, [servers, kind, ...(upstream ? [upstream] : [])], { stdio: ['ignore', 'pipe', 'inherit'] })
+  // A decision service stands in for a vendor elsewhere: it must not take the measured app's core.
+  const cpu = kind.startsWith('upstream-') ? '0' : '1'
+  const command = pinned ? ['taskset', '-c', cpu, process.execPath] : [process.execPath]
+  const [program, ...rest] = command
+  const child = spawn(program, [...rest, servers, kind, ...(upstream ? [upstream] : [])], { stdio: ['ignore', 'pipe', 'inherit'] })
   running.push(child)
   const [chunk] = await once(child.stdout, 'data')
   return { url: `http://127.0.0.1:${String(chunk).trim()}`, child }
@@ -37,6 +65,9 @@ async function load(url, connections = 50) {
 
 /** Alternates rounds of two servers so drift on the machine hits both alike. */
 async function compare(reference, guarded, connections) {
+  // Warm both up first: the first seconds of a fresh process measure the JIT, not the app.
+  await autocannon({ url: `${reference}/`, connections, duration: 2, headers: BROWSER })
+  await autocannon({ url: `${guarded}/`, connections, duration: 2, headers: BROWSER })
   const totals = { reference: [], guarded: [] }
   for (let round = 0; round < ROUNDS; round++) {
     totals.reference.push(await load(reference, connections))
@@ -68,53 +99,73 @@ try {
   console.log(
     `# node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB; ${ROUNDS} rounds × ${DURATION} s per side, 50 connections`,
   )
-  console.log('# command: pnpm bench (node bench/run.mjs)')
-
-  const expressBare = await start('express-bare')
-  const expressGuard = await start('express-guard')
-  const bench1 = await compare(expressBare.url, expressGuard.url)
-  report('1. Express 5 + guard() (local engine, default rules) vs bare Express 5', bench1, (r) => r.ratio >= 0.95)
-
-  const koaBare = await start('koa-bare')
-  const koaGuard = await start('koa-guard')
-  report('2. Koa 3 + guard() vs bare Koa 3', await compare(koaBare.url, koaGuard.url), (r) => r.ratio >= 0.85)
-
-  const upstream = await start('upstream-fast')
-  const ideal = await start('express-ideal-remote', `${upstream.url}/decide`)
-  const remote = await start('express-guard-remote', `${upstream.url}/decide`)
-  report(
-    '3. remote backend on loopback: guard(httpBackend) vs a hand-written keep-alive undici.Pool call',
-    await compare(ideal.url, remote.url),
-    (r) => r.ratio >= 0.9,
+  console.log(
+    `# command: pnpm bench (node bench/run.mjs)${pinned ? '; load generator and decision services pinned to CPU 0, measured apps to CPU 1' : ''}`,
   )
 
-  const hangingUpstream = await start('upstream-hanging')
-  const hanging = await start('express-guard-hanging', `${hangingUpstream.url}/decide`)
-  const hang = await load(hanging.url, 100)
-  const hangStats = await stats(hanging.url)
-  const allFallback = hangStats.bySource.fallback === hangStats.decisions && hangStats.byReason.timeout === hangStats.decisions
-  const line4 = `4. hanging backend, 100 ms budget, 100 connections: p50 ${fmt(hang.p50, 1)} ms, p99 ${fmt(hang.p99, 1)} ms (target ≤ 115), ${hangStats.decisions} decisions, ${allFallback ? 'every one the timeout fallback' : `NOT all fallbacks: ${JSON.stringify(hangStats.bySource)}`}, ${hang.non2xx} non-2xx — ${hang.p99 <= 115 && allFallback && hang.non2xx === 0 ? 'meets' : 'MISSES'} target`
-  lines.push(line4)
-  console.log(line4)
+  const expressGuard = wanted(1) || wanted(5) ? await start('express-guard') : undefined
+  if (wanted(1) && expressGuard) {
+    const expressBare = await start('express-bare')
+    report(
+      '1. Express 5 + guard() (local engine, default rules) vs bare Express 5',
+      await compare(expressBare.url, expressGuard.url),
+      (r) => r.ratio >= 0.95,
+    )
+  }
 
-  const open = await start('express-guard-breaker-open', 'http://127.0.0.1:9/decide')
-  // Trip the breaker before measuring: five refused calls open it for the rest of the run.
-  for (let i = 0; i < 10; i++) await fetch(`${open.url}/`, { headers: BROWSER })
-  const bench5 = await compare(expressGuard.url, open.url)
-  report('5. breaker open (vendor down, local engine answering) vs benchmark 1 guarded', bench5, (r) => r.ratio >= 0.95)
-  const openStats = await stats(open.url)
-  console.log(`   decisions while open: ${JSON.stringify(openStats.byReason)}`)
+  if (wanted(2)) {
+    const koaBare = await start('koa-bare')
+    const koaGuard = await start('koa-guard')
+    report('2. Koa 3 + guard() vs bare Koa 3', await compare(koaBare.url, koaGuard.url), (r) => r.ratio >= 0.85)
+  }
 
-  const memory = spawn(process.execPath, ['--expose-gc', fileURLToPath(new URL('./memory.mjs', import.meta.url))], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  let output = ''
-  memory.stdout.on('data', (chunk) => {
-    output += chunk
-  })
-  await once(memory, 'exit')
-  lines.push(output.trim())
-  console.log(output.trim())
+  if (wanted(3)) {
+    const upstream = await start('upstream-fast')
+    const ideal = await start('express-ideal-remote', `${upstream.url}/decide`)
+    const remote = await start('express-guard-remote', `${upstream.url}/decide`)
+    report(
+      '3. remote backend on loopback: guard(httpBackend) vs a hand-written keep-alive undici.Pool call',
+      await compare(ideal.url, remote.url),
+      (r) => r.ratio >= 0.9,
+    )
+  }
+
+  if (wanted(4)) {
+    const hangingUpstream = await start('upstream-hanging')
+    const hanging = await start('express-guard-hanging', `${hangingUpstream.url}/decide`)
+    const hang = await load(hanging.url, 100)
+    const hangStats = await stats(hanging.url)
+    const allFallback = hangStats.bySource.fallback === hangStats.decisions && hangStats.byReason.timeout === hangStats.decisions
+    const line = `4. hanging backend, 100 ms budget, 100 connections: p50 ${fmt(hang.p50, 1)} ms, p99 ${fmt(hang.p99, 1)} ms (target ≤ 115), ${hangStats.decisions} decisions, ${allFallback ? 'every one the timeout fallback' : `NOT all fallbacks: ${JSON.stringify(hangStats.bySource)}`}, ${hang.non2xx} non-2xx — ${hang.p99 <= 115 && allFallback && hang.non2xx === 0 ? 'meets' : 'MISSES'} target`
+    lines.push(line)
+    console.log(line)
+  }
+
+  if (wanted(5) && expressGuard) {
+    const open = await start('express-guard-breaker-open', 'http://127.0.0.1:9/decide')
+    // Trip the breaker before measuring: five refused calls open it for the rest of the run.
+    for (let i = 0; i < 10; i++) await fetch(`${open.url}/`, { headers: BROWSER })
+    report(
+      '5. breaker open (vendor down, local engine answering) vs benchmark 1 guarded',
+      await compare(expressGuard.url, open.url),
+      (r) => r.ratio >= 0.95,
+    )
+    const openStats = await stats(open.url)
+    console.log(`   decisions while open: ${JSON.stringify(openStats.byReason)}`)
+  }
+
+  if (wanted(6)) {
+    const memory = spawn(process.execPath, ['--expose-gc', fileURLToPath(new URL('./memory.mjs', import.meta.url))], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    let output = ''
+    memory.stdout.on('data', (chunk) => {
+      output += chunk
+    })
+    await once(memory, 'exit')
+    lines.push(output.trim())
+    console.log(output.trim())
+  }
 } finally {
   for (const child of running) child.kill('SIGTERM')
 }

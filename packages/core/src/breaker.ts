@@ -59,6 +59,11 @@ export class CircuitBreaker {
     return this.#lastFailure
   }
 
+  /** True while the breaker is open and its cool-down has not passed: no call would go out. */
+  isOpen(now: number): boolean {
+    return this.#state === 'open' && now - this.#openedAt < this.#options.cooldownMs
+  }
+
   /** Whether a call may go out now. In half-open, only the one probe may. */
   tryCall(now: number): boolean {
     if (this.#state === 'closed') return true

@@ -482,8 +482,12 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
       }
     }
 
-    const deadline: Budget = inProcess ? new InProcessBudget(config.timeoutMs) : new Deadline(config.timeoutMs)
-    const stopListening = inProcess ? noop : view.onClientGone(() => deadline.abort(ABORT_CLIENT_GONE))
+    // A backend behind an open breaker will not be called: if the rest decide in process,
+    // this decision needs no timer either (a vendor outage should not cost the local engine).
+    const now = performance.now()
+    const local = inProcess || backends.every((backend) => backend.inProcess === true || breakers.get(backend)?.isOpen(now) === true)
+    const deadline: Budget = local ? new InProcessBudget(config.timeoutMs) : new Deadline(config.timeoutMs)
+    const stopListening = local ? noop : view.onClientGone(() => deadline.abort(ABORT_CLIENT_GONE))
     let parts: Part[]
     try {
       const [only] = backends

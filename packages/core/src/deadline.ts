@@ -57,7 +57,10 @@ export class Deadline implements Budget {
     this.#timer = setTimeout(() => this.abort(ABORT_TIMEOUT), Math.max(0, this.at - performance.now()))
     if (parent !== undefined) {
       if (parent.reason !== undefined) this.abort(parent.reason)
-      else (parent.#children ??= []).push(this)
+      else {
+        parent.#children ??= []
+        parent.#children.push(this)
+      }
     }
   }
 

@@ -11,7 +11,7 @@ import { parseRange } from './policies/ip-set.js'
 import { compileEntries, fileList, inlineList, type ListHandle, type ListStatus, type NamedList } from './policies/lists.js'
 import { listSourceSchema, NAME } from './policies/schema.js'
 import type { ListSource, Rule } from './policies/types.js'
-import { MemoryStore, type Store } from './store.js'
+import { MemoryStore, type Store, storeSchema } from './store.js'
 import type { DecisionBackend } from './types.js'
 
 export interface LocalPoliciesOptions {
@@ -50,17 +50,7 @@ const fn = z.custom<(...args: never[]) => unknown>((value) => typeof value === '
 const optionSchemas: Record<keyof LocalPoliciesOptions, [z.ZodType, string]> = {
   rules: [z.array(z.unknown()), 'an array of rules'],
   lists: [z.record(z.string(), z.unknown()), 'an object of named lists'],
-  store: [
-    z.custom<Store>(
-      (value) =>
-        typeof value === 'object' &&
-        value !== null &&
-        typeof (value as Store).increment === 'function' &&
-        typeof (value as Store).get === 'function' &&
-        typeof (value as Store).delete === 'function',
-    ),
-    'a store with increment(), get() and delete()',
-  ],
+  store: [storeSchema, 'a store with increment(), get() and delete()'],
   secret: [z.string(), 'a string of at least 32 characters'],
   difficulty: [z.number(), 'an integer'],
   clearanceTtlMs: [z.number(), 'an integer number of milliseconds'],

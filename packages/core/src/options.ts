@@ -7,7 +7,7 @@ import { ALWAYS_SENSITIVE_HEADERS, DEFAULT_SANITIZE_LIMITS, HOP_BY_HOP_HEADERS, 
 import { localPolicies } from './local-policies.js'
 import { consoleLogger, type Logger, type WarningCode } from './logger.js'
 import { compileSkip, type SkipRule, type SkipTest } from './skip.js'
-import type { Store } from './store.js'
+import { type Store, storeSchema } from './store.js'
 import type { Decision, DecisionBackend, FailureClass, TrustFunction, Verdict } from './types.js'
 
 /** A step-up hook for challenges: answer the request yourself, or return `'continue'` to let it through. */
@@ -185,17 +185,7 @@ const schemas: Record<keyof GateOptions, [z.ZodType, string]> = {
     z.union([z.literal(false), z.strictObject({ api: z.unknown().optional() })]),
     'false or { api?: the @opentelemetry/api module }',
   ],
-  store: [
-    z.custom<Store>(
-      (value) =>
-        typeof value === 'object' &&
-        value !== null &&
-        typeof (value as Store).increment === 'function' &&
-        typeof (value as Store).get === 'function' &&
-        typeof (value as Store).delete === 'function',
-    ),
-    'a store with increment(), get() and delete() (e.g. new MemoryStore() or a @gatehouse/redis store)',
-  ],
+  store: [storeSchema, 'a store with increment(), get() and delete() (e.g. new MemoryStore() or a @gatehouse/redis store)'],
   cache: [
     z.strictObject({
       ttlMs: z.union([z.number().int().min(0), z.partialRecord(verdict, z.number().int().min(0))]).optional(),

@@ -1,3 +1,4 @@
+import { z } from 'zod'
 import { invalidOption } from './errors.js'
 
 /**
@@ -20,6 +21,16 @@ export interface Store {
   /** Releases connections or timers, if any. */
   close?(): Promise<void>
 }
+
+/** Accepts anything with the three counter methods: options check stores by shape, not class. */
+export const storeSchema = z.custom<Store>(
+  (value) =>
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Store).increment === 'function' &&
+    typeof (value as Store).get === 'function' &&
+    typeof (value as Store).delete === 'function',
+)
 
 export interface MemoryStoreOptions {
   /** Keys kept at most; the oldest are dropped first. Defaults to 100 000. */

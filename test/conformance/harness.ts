@@ -27,6 +27,10 @@ export interface SiteOptions {
   host?: string
   /** An earlier middleware prepares a default response (Koa: `ctx.body`; Express: a header) before Gatehouse runs. */
   presetResponse?: boolean
+  /** The framework trusts every proxy (Express `trust proxy: true`; Koa `app.proxy` without `maxIpsCount`). */
+  frameworkTrustsAll?: boolean
+  /** Express: a JSON body parser runs before Gatehouse (Express 4's leaves `req.body = {}` on other types). */
+  jsonParserFirst?: boolean
 }
 
 export interface Site {
@@ -85,6 +89,8 @@ async function buildHandler(options: SiteOptions, decisions: Decision[], logs: A
     const { default: express } = (await import(framework)) as { default: typeof import('express') }
     const app = express()
     if (options.frameworkHops !== undefined) app.set('trust proxy', options.frameworkHops)
+    if (options.frameworkTrustsAll) app.set('trust proxy', true)
+    if (options.jsonParserFirst) app.use(express.json())
     if (options.presetResponse) {
       app.use((_req, res, next) => {
         res.setHeader('x-preset', '1')
@@ -111,6 +117,7 @@ async function buildHandler(options: SiteOptions, decisions: Decision[], logs: A
     app.proxy = true
     app.maxIpsCount = options.frameworkHops
   }
+  if (options.frameworkTrustsAll) app.proxy = true
   if (options.presetResponse) {
     app.use(async (ctx, next) => {
       ctx.body = 'default'

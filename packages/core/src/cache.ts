@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { MemoryStore, type Store } from './store.js'
 import type { Decision, DecisionBackend, DecisionInput, Verdict } from './types.js'
 
@@ -9,7 +10,7 @@ export interface CacheOptions {
    * held back by a stale one.
    */
   ttlMs?: number | Partial<Record<Verdict, number>>
-  /** Who "the same visitor" is. Defaults to the backend's visitor cookie (such as `trusted_id`), else the client IP. */
+  /** Who "the same visitor" is. Defaults to the client IP, user agent and the backend's visitor cookie (such as `trusted_id`) together. */
   key?: (input: DecisionInput) => string | null | undefined
   /** Reuse verdicts at checkpoints too. Defaults to `false`: a login attempt is always asked about. */
   checkpoints?: boolean
@@ -46,14 +47,22 @@ export class DecisionCache {
     this.#store = (options.store ?? new MemoryStore({ maxKeys: options.maxEntries ?? 10_000 })) as ValueStore
     this.checkpoints = options.checkpoints ?? false
     const visitorCookies = backends.flatMap((backend) => backend.cookies ?? [])
+    // The default key binds the IP, the user agent and the backend's visitor cookie together:
+    // a cookie copied to another client, or a browser behind the same NAT as a bot, is a
+    // different visitor and never inherits someone else's verdict.
     this.#key =
       options.key ??
       ((input) => {
+        if (input.ip === null) return null
+        const hash = createHash('sha256')
+          .update(input.ip)
+          .update('\n')
+          .update(input.headers['user-agent'] ?? '')
         for (const name of visitorCookies) {
           const value = input.cookie(name)
-          if (value !== undefined && value.length > 0 && value.length <= 256) return `cookie:${name}=${value}`
+          if (value !== undefined) hash.update(`\n${name}=`).update(value)
         }
-        return input.ip === null ? null : `ip:${input.ip}`
+        return hash.digest('base64url')
       })
   }
 

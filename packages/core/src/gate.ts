@@ -48,6 +48,8 @@ const STRICTNESS: Record<Verdict, number> = { allow: 0, review: 1, challenge: 2,
 const VERDICTS = new Set<unknown>(Object.keys(STRICTNESS))
 const trustNone: TrustFunction = () => false
 const noop = (): void => {}
+/** Failure classes that say the backend itself is down or slow: only these move the breaker. */
+const OUTAGES: ReadonlySet<FailureClass> = new Set(['timeout', 'network', 'server'])
 
 /** What a backend call gets; a class so the lazily created signal costs no per-call accessor object. */
 class CallContext implements DecideContext {
@@ -78,6 +80,25 @@ function checkReply(reply: unknown, backend: string): BackendVerdict {
     throw GatehouseError.backend('invalid', `${backend} returned no valid verdict.`)
   }
   return reply as BackendVerdict
+}
+
+/** Resolves to `undefined` if `promise` has not settled within `ms`: a slow cache is a miss. */
+function withinBudget<T>(promise: Promise<T> | undefined, ms: number): Promise<T | undefined> {
+  if (promise === undefined) return Promise.resolve(undefined)
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(resolve, ms, undefined)
+  })
+  return Promise.race([promise.catch(() => undefined), timeout]).finally(() => clearTimeout(timer))
+}
+
+/** Trusting two public addresses at the socket and far down the chain means trusting anyone. */
+function trustsEveryone(trust: TrustFunction): boolean {
+  try {
+    return trust('203.0.113.7', 0) && trust('198.51.100.9', 3)
+  } catch {
+    return false
+  }
 }
 
 function isPrivatePeer(address: string | undefined): boolean {
@@ -126,12 +147,20 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
   const declaredCookies = new Set(backends.flatMap((backend) => backend.cookies ?? []))
   const redirectHostSet: ReadonlySet<string> = new Set(config.redirectHosts)
 
-  if (config.trustsEveryProxy && process.env.NODE_ENV === 'production') {
+  const checkedTrust = new WeakSet<TrustFunction>()
+  /** Warns once when the trust in force (ours or the framework's) believes any client. */
+  function checkTrust(trust: TrustFunction, inherited: boolean): void {
+    if (checkedTrust.has(trust)) return
+    checkedTrust.add(trust)
+    if (!trustsEveryone(trust)) return
     warnings.once(
       'GH_WARN_TRUST_ALL_PROXIES',
-      '`trustProxy: true` trusts every X-Forwarded-For entry, so any client can choose its IP. Name your proxies (a hop count or their ranges) instead.',
+      inherited
+        ? "The framework's proxy setting (Express `trust proxy: true`, or Koa `app.proxy` without `maxIpsCount`) trusts every X-Forwarded-For entry, so any client can choose its IP. Set `trustProxy` to your proxies (a hop count or their ranges)."
+        : '`trustProxy: true` trusts every X-Forwarded-For entry, so any client can choose its IP. Name your proxies (a hop count or their ranges) instead.',
     )
   }
+  if (config.trust !== undefined && config.trustsEveryProxy && process.env.NODE_ENV === 'production') checkTrust(config.trust, false)
 
   function notify(decision: Decision, request: Native): void {
     if (config.onDecision === undefined) return
@@ -195,13 +224,20 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
       const error = GatehouseError.backend(breaker.lastFailure, `${backend.name} is not called while its circuit breaker is open.`)
       return { backend, ok: false, failure: breaker.lastFailure, error, reason: 'circuit_open' }
     }
+    // The budget was chosen before tryCall: if a cool-down ended in between, this is a probe
+    // to an I/O backend and needs a real deadline.
+    const budget =
+      deadline instanceof InProcessBudget && backend.inProcess !== true ? new Deadline(deadline.at - performance.now()) : deadline
     const callStarted = performance.now()
-    const part = await callWithinBudget(backend, input, deadline)
+    const part = await callWithinBudget(backend, input, budget)
+    if (budget !== deadline) budget.clear()
     telemetry.backendCall(backend.name, performance.now() - callStarted, part.ok ? 'ok' : part.failure)
     if (breaker === undefined) return part
     if (part.ok) breaker.success(performance.now())
-    else if (deadline.reason === ABORT_CLIENT_GONE || isInvalidCheckpoint(part)) breaker.abandon()
-    else breaker.failure(performance.now(), part.failure)
+    else if (OUTAGES.has(part.failure) && deadline.reason !== ABORT_CLIENT_GONE) breaker.failure(performance.now(), part.failure)
+    // A refused or unreadable reply may be about this request's input: a client could craft
+    // such requests to open the breaker for everyone, so they neither open nor close it.
+    else breaker.abandon()
     return part
   }
 
@@ -340,10 +376,11 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     const { ip, peerTrusted } = resolveClientIp(view.remoteAddress, view.headers, trust, config.clientIpHeader)
     const protocol = resolveProtocol(view.encrypted, view.headers, peerTrusted)
     const query = view.url.indexOf('?')
+    const fragment = view.url.indexOf('#')
     const request: ServedRequest = {
       method: view.method,
       path,
-      query: new URLSearchParams(query < 0 ? '' : view.url.slice(query + 1)),
+      query: new URLSearchParams(query < 0 ? '' : view.url.slice(query + 1, fragment > query ? fragment : undefined)),
       headers: view.headers,
       ip,
       origin: returnOrigin(protocol, resolveHost(view.headers, peerTrusted), config.redirectHosts),
@@ -352,10 +389,12 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
       async readForm(limit) {
         const type = view.headers['content-type'] ?? ''
         if (!type.toLowerCase().startsWith('application/x-www-form-urlencoded')) return null
+        // A body parser for another type (Express 4's json()) leaves `{}` and the stream
+        // unread: only a parsed body that holds string fields is taken as the form.
         const parsed = view.body
         if (typeof parsed === 'object' && parsed !== null) {
           const fields = Object.entries(parsed).filter((entry): entry is [string, string] => typeof entry[1] === 'string')
-          return new URLSearchParams(fields)
+          if (fields.length > 0) return new URLSearchParams(fields)
         }
         const raw = await view.readBody(limit)
         return raw === null ? null : new URLSearchParams(raw)
@@ -437,6 +476,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
   ): Promise<Outcome> {
     const { native } = view
     const trust = config.trust ?? view.frameworkTrust ?? trustNone
+    if (config.trust === undefined && view.frameworkTrust !== undefined) checkTrust(view.frameworkTrust, true)
     const { ip, peerTrusted } = resolveClientIp(view.remoteAddress, view.headers, trust, config.clientIpHeader)
     if (!peerTrusted && view.headers['x-forwarded-for'] !== undefined && isPrivatePeer(view.remoteAddress)) {
       warnings.once(
@@ -467,7 +507,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     const cacheKey =
       cache !== undefined && (checkpoint === undefined || cache.checkpoints) ? cache.keyFor(inputWith(declaredCookies)) : null
     if (cacheKey !== null) {
-      const cached = await cache?.get(cacheKey)
+      const cached = await withinBudget(cache?.get(cacheKey), config.timeoutMs)
       if (cached !== undefined) {
         const decision: Decision = {
           ...cached,

@@ -23,6 +23,27 @@ export const HOP_BY_HOP_HEADERS: readonly string[] = Object.freeze([
 
 const ALWAYS_SENSITIVE = new Set(ALWAYS_SENSITIVE_HEADERS)
 
+/**
+ * Never dropped by the count cap nor cut by the length cap (Node bounds all headers together,
+ * 16 KB by default): the ones that tell a browser from a script.
+ */
+const KEPT_WHOLE = new Set([
+  'user-agent',
+  'accept',
+  'accept-language',
+  'accept-encoding',
+  'host',
+  'referer',
+  'origin',
+  'sec-ch-ua',
+  'sec-ch-ua-mobile',
+  'sec-ch-ua-platform',
+  'sec-fetch-site',
+  'sec-fetch-mode',
+  'sec-fetch-dest',
+  'sec-fetch-user',
+])
+
 export interface SanitizeLimits {
   /** Headers forwarded at most; the rest are dropped. */
   maxHeaders: number
@@ -56,8 +77,15 @@ export function sanitizeHeaders(
     const value = headers[key]
     if (value === undefined) continue
     const text = typeof value === 'string' ? value : value.join(', ')
+    // The headers rules judge a client by are kept whole and whatever their position, so
+    // padding a request with junk headers or a long user agent cannot hide them.
+    if (KEPT_WHOLE.has(name)) {
+      clean[name] = text
+      continue
+    }
+    if (count >= limits.maxHeaders) continue
     clean[name] = text.length > limits.maxValueLength ? text.slice(0, limits.maxValueLength) : text
-    if (++count >= limits.maxHeaders) break
+    count++
   }
   return clean
 }

@@ -14,10 +14,18 @@ export type SkipTest<Native> = (method: string, path: string, request: Native) =
 const STATIC_ASSET =
   /\.(?:css|js|mjs|map|png|jpe?g|gif|svg|ico|webp|avif|bmp|woff2?|ttf|otf|eot|mp4|webm|mp3|wav|ogg|pdf|txt|webmanifest)$/i
 
-/** The path without its query string. */
+/**
+ * The path without its query string or fragment. A client may send `#` in the request
+ * line (`GET /admin#.css`); the frameworks route on what comes before it, so every check
+ * here must too, or `/admin#.css` would pass as a static asset.
+ */
 export function pathOnly(url: string): string {
+  let end = url.length
   const query = url.indexOf('?')
-  return query < 0 ? url : url.slice(0, query)
+  if (query >= 0) end = query
+  const fragment = url.indexOf('#')
+  if (fragment >= 0 && fragment < end) end = fragment
+  return end === url.length ? url : url.slice(0, end)
 }
 
 export function compileSkip<Native>(rules: SkipRule<Native> | SkipRule<Native>[] | undefined): SkipTest<Native> {

@@ -71,7 +71,12 @@ function view(req: GuardRequest, res: ServerResponse): RequestView<GuardRequest>
 
 function apply(action: Action, decision: Decision, res: ServerResponse, next: NextFunction): void {
   if (action.type === 'none') return
-  for (const cookie of decision.setCookies) res.appendHeader('set-cookie', cookie)
+  for (const cookie of decision.setCookies) {
+    // Already validated; a value Node still refuses is dropped rather than failing the request.
+    try {
+      res.appendHeader('set-cookie', cookie)
+    } catch {}
+  }
   switch (action.type) {
     case 'next':
       next()

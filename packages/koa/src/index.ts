@@ -85,7 +85,12 @@ function view(ctx: GuardContext): RequestView<GuardContext> {
 
 /** Koa writes the response after the middleware chain; set it on the context. */
 function apply(action: Action, decision: Decision, ctx: GuardContext & KoaWritable): void {
-  for (const cookie of decision.setCookies) ctx.append('Set-Cookie', cookie)
+  for (const cookie of decision.setCookies) {
+    // Already validated; a value Node still refuses is dropped rather than failing the request.
+    try {
+      ctx.append('Set-Cookie', cookie)
+    } catch {}
+  }
   if (action.type === 'redirect') {
     ctx.set(action.headers)
     ctx.status = action.status

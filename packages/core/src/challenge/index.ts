@@ -112,13 +112,13 @@ export function createChallengeService(options: ChallengeServiceOptions): Challe
     return (candidate === null ? null : safeRedirectTarget(candidate, request.origin, request.redirectHosts)) ?? `${request.origin}/`
   }
 
-  function html(status: number, body: string, nonce: string): ServedResponse {
+  function html(status: number, body: string, nonce: string, formTargets = "'self'"): ServedResponse {
     return {
       status,
       headers: {
         'content-type': 'text/html; charset=utf-8',
         'cache-control': 'no-store',
-        'content-security-policy': `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'`,
+        'content-security-policy': `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; form-action ${formTargets}; base-uri 'none'; frame-ancestors 'none'`,
         'referrer-policy': 'no-referrer',
         'x-content-type-options': 'nosniff',
       },
@@ -139,10 +139,14 @@ export function createChallengeService(options: ChallengeServiceOptions): Challe
       data: { binding },
     })
     const nonce = randomBytes(16).toString('base64')
+    // The verify post answers with a redirect; browsers apply form-action to it, so the
+    // allowed return hosts must be listed too.
+    const formTargets = ["'self'", ...[...request.redirectHosts].flatMap((host) => [`https://${host}`, `http://${host}`])].join(' ')
     return html(
       200,
       challengePage({ challenge, max: difficulty, verifyPath, redirectUrl, nonce, failed: request.query.has('failed') }),
       nonce,
+      formTargets,
     )
   }
 
@@ -174,7 +178,13 @@ export function createChallengeService(options: ChallengeServiceOptions): Challe
     if (!result.verified) return fail()
     // One solution clears one visitor once: remember it until the challenge would expire anyway.
     const ttl = Math.max(1000, challenge.parameters.expiresAt * 1000 - now())
-    const { count } = await store.increment(`challenge-used:${challenge.signature}`, ttl)
+    let count = 1
+    try {
+      ;({ count } = await store.increment(`challenge-used:${challenge.signature}`, ttl))
+    } catch {
+      // The store is down: single use cannot be checked. A verified proof of work still
+      // clears this visitor (bound to its network and browser), as the rules fail open too.
+    }
     if (count > 1) return fail()
     const expiresAt = now() + clearanceTtlMs
     const value = issueClearance(secret, binding, expiresAt)

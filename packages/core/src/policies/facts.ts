@@ -1,3 +1,4 @@
+import { pathOnly } from '../skip.js'
 import type { DecideContext, DecisionInput } from '../types.js'
 import { type NumericIp, parseIp } from './ip-set.js'
 
@@ -38,9 +39,7 @@ export class RequestFacts {
   /** The path without its query. */
   get path(): string {
     if (this.#path === undefined) {
-      const { path } = this.input
-      const query = path.indexOf('?')
-      this.#path = query < 0 ? path : path.slice(0, query)
+      this.#path = pathOnly(this.input.path)
     }
     return this.#path
   }

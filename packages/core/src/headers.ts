@@ -10,6 +10,19 @@ export const ALWAYS_SENSITIVE_HEADERS: readonly string[] = Object.freeze([
   'set-cookie',
 ])
 
+/**
+ * Credentials under other names, common enough to drop by default (add yours with
+ * `sensitiveHeaders`): API keys and CSRF tokens mean nothing to a risk backend.
+ */
+export const DEFAULT_SENSITIVE_HEADERS: readonly string[] = Object.freeze([
+  'x-api-key',
+  'x-auth-token',
+  'x-access-token',
+  'x-csrf-token',
+  'x-xsrf-token',
+  'x-amz-security-token',
+])
+
 /** Hop-by-hop headers describe one connection, not the request: no backend can use them. */
 export const HOP_BY_HOP_HEADERS: readonly string[] = Object.freeze([
   'connection',

@@ -3,7 +3,13 @@ import type { BreakerOptions } from './breaker.js'
 import type { CacheOptions } from './cache.js'
 import { compileTrust, type TrustProxy } from './client-ip.js'
 import { invalidOption } from './errors.js'
-import { ALWAYS_SENSITIVE_HEADERS, DEFAULT_SANITIZE_LIMITS, HOP_BY_HOP_HEADERS, type SanitizeLimits } from './headers.js'
+import {
+  ALWAYS_SENSITIVE_HEADERS,
+  DEFAULT_SANITIZE_LIMITS,
+  DEFAULT_SENSITIVE_HEADERS,
+  HOP_BY_HOP_HEADERS,
+  type SanitizeLimits,
+} from './headers.js'
 import { localPolicies } from './local-policies.js'
 import { consoleLogger, type Logger, type WarningCode } from './logger.js'
 import { compileSkip, type SkipRule, type SkipTest } from './skip.js'
@@ -53,7 +59,7 @@ export interface GateOptions<Native = unknown> {
   onReview?: (decision: Decision, request: Native) => unknown
   /** Called once per decision. A throwing hook is logged, never breaks the request. Defaults to none. */
   onDecision?: (decision: Decision, request: Native) => void
-  /** Header names never sent to a backend, besides authorization, cookie and their kin. Defaults to none. */
+  /** Header names never sent to a backend, besides authorization, cookie and their kin and common API-key/CSRF headers (`x-api-key`, `x-csrf-token`, …). Defaults to none. */
   sensitiveHeaders?: string[]
   /** Hosts (with port, if any) allowed in `redirect_url` besides the request's own. When set, the request's Host must be one of them. Defaults to none. */
   redirectHosts?: string[]

@@ -24,7 +24,8 @@ export function returnUrl(origin: string, path: string): string {
   const safePath = path.startsWith('/') && !UNSAFE_IN_URL.test(path) ? path : '/'
   const url = `${origin}${safePath}`
   try {
-    return new URL(url).origin === origin ? url : `${origin}/`
+    // Compare parsed origins: a Host with its default port (`shop.test:443`) is the same origin.
+    return new URL(url).origin === new URL(origin).origin ? url : `${origin}/`
   } catch {
     return `${origin}/`
   }

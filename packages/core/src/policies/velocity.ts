@@ -12,8 +12,21 @@ function digest(value: string): string {
   return createHash('sha256').update(value).digest('base64url').slice(0, 22)
 }
 
+/**
+ * One client's network for counting: an IPv4 address, or an IPv6 /64 — one subscriber gets
+ * a whole /64 and can rotate through it at will, so counting single IPv6 addresses counts nothing.
+ */
+export function velocityNetwork(ip: string): string {
+  if (!ip.includes(':')) return ip
+  const groups = ip.split('::')
+  const head = (groups[0] ?? '').split(':').filter((part) => part !== '')
+  const tail = groups.length > 1 ? (groups[1] ?? '').split(':').filter((part) => part !== '') : []
+  const full = [...head, ...Array(Math.max(0, 8 - head.length - tail.length)).fill('0'), ...tail]
+  return `${full.slice(0, 4).join(':')}::/64`
+}
+
 function keyReader(key: VelocityKey): (input: DecisionInput) => string | null {
-  if (key === 'ip') return (input) => input.ip
+  if (key === 'ip') return (input) => (input.ip === null ? null : velocityNetwork(input.ip))
   if (key === 'email') {
     return (input) => {
       const email = input.checkpoint?.email

@@ -564,6 +564,8 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     }
     if (cacheKey !== null) void cache?.set(cacheKey, decision)
     notify(decision, native)
+    // Most decisions allow: no hook, no page, no extra await on the way back to the adapter.
+    if (decision.verdict === 'allow') return { decision, action: NEXT }
     const fullInput = inputFor(backends.find((backend) => backend.name === decision.backend) ?? (backends[0] as DecisionBackend))
     const action = await act(decision, view, fullInput, protocol, checkpoint)
     return { decision, action }

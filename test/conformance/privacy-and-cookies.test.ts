@@ -122,3 +122,17 @@ describe(`Set-Cookie from the backend (${framework})`, () => {
     expect(response.header('set-cookie').sort()).toEqual(['app_session=s1; Path=/; HttpOnly', 'vid=ok; Path=/'])
   })
 })
+
+describe(`default sensitive headers (${framework})`, () => {
+  it('drops common API-key and CSRF headers by default, without being told', async () => {
+    site = await startSite({ gate: { backend: backend() } })
+    await request(site.url)
+      .get('/')
+      .set('X-Api-Key', 'key-secret-9')
+      .set('X-CSRF-Token', 'csrf-secret-9')
+      .set('X-Auth-Token', 'auth-secret-9')
+      .expect(200)
+    const [raw] = fake.requests
+    for (const secret of ['key-secret-9', 'csrf-secret-9', 'auth-secret-9']) expect(raw?.rawBody).not.toContain(secret)
+  })
+})

@@ -93,7 +93,6 @@ export interface GateOptions<Native = unknown> {
 export interface ResolvedOptions<Native> {
   backends: DecisionBackend[]
   trust: TrustFunction | undefined
-  trustsEveryProxy: boolean
   clientIpHeader: string | undefined
   timeoutMs: number
   retries: number
@@ -216,7 +215,6 @@ const ALL_WARNINGS: WarningCode[] = [
   'GH_WARN_XFF_UNTRUSTED',
   'GH_WARN_TRUST_ALL_PROXIES',
   'GH_WARN_COOKIE_REJECTED',
-  'GH_WARN_HOOK_FAILED',
   'GH_WARN_BACKEND_REFUSED',
   'GH_WARN_EPHEMERAL_SECRET',
   'GH_WARN_LIST_UNREADABLE',
@@ -272,7 +270,6 @@ export function resolveOptions<Native>(input: GateOptions<Native> | undefined): 
   return {
     backends,
     trust: options.trustProxy === undefined ? undefined : compileTrust(options.trustProxy),
-    trustsEveryProxy: options.trustProxy === true,
     clientIpHeader: options.clientIpHeader?.toLowerCase(),
     timeoutMs: options.timeoutMs ?? (timeouts.length > 0 ? Math.max(...timeouts) : DEFAULT_TIMEOUT_MS),
     retries: options.retries ?? 1,
@@ -285,6 +282,7 @@ export function resolveOptions<Native>(input: GateOptions<Native> | undefined): 
     onDecision: options.onDecision,
     sensitive: new Set([
       ...ALWAYS_SENSITIVE_HEADERS,
+      ...DEFAULT_SENSITIVE_HEADERS,
       ...HOP_BY_HOP_HEADERS,
       ...(options.sensitiveHeaders ?? []).map((name) => name.toLowerCase()),
     ]),

@@ -147,6 +147,18 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
   const declaredCookies = new Set(backends.flatMap((backend) => backend.cookies ?? []))
   const redirectHostSet: ReadonlySet<string> = new Set(config.redirectHosts)
 
+  const checkpointOnError = new WeakMap<CompiledCheckpoint<Native>, Record<FailureClass, Verdict>>()
+  /** A checkpoint's onError merged over the gate's, once per checkpoint rather than per request. */
+  function onErrorFor(checkpoint: CompiledCheckpoint<Native>): Record<FailureClass, Verdict> {
+    if (checkpoint.onError === undefined) return config.onError
+    let merged = checkpointOnError.get(checkpoint)
+    if (merged === undefined) {
+      merged = { ...config.onError, ...checkpoint.onError }
+      checkpointOnError.set(checkpoint, merged)
+    }
+    return merged
+  }
+
   const checkedTrust = new WeakSet<TrustFunction>()
   /** Warns once when the trust in force (ours or the framework's) believes any client. */
   function checkTrust(trust: TrustFunction, inherited: boolean): void {
@@ -160,7 +172,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
         : '`trustProxy: true` trusts every X-Forwarded-For entry, so any client can choose its IP. Name your proxies (a hop count or their ranges) instead.',
     )
   }
-  if (config.trust !== undefined && config.trustsEveryProxy && process.env.NODE_ENV === 'production') checkTrust(config.trust, false)
+  if (config.trust !== undefined && process.env.NODE_ENV === 'production') checkTrust(config.trust, false)
 
   function notify(decision: Decision, request: Native): void {
     if (config.onDecision === undefined) return
@@ -435,16 +447,13 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     const started = performance.now()
     const { native } = view
 
-    if (checkpoint === undefined && routed.length > 0) {
+    if (checkpoint === undefined) {
       const path = pathOnly(view.url)
       for (const backend of routed) {
         const routes = backend.routes as BackendRoutes
         if (path.startsWith(routes.prefix)) return serve(view, backend, routes, path, started)
       }
-    }
-
-    if (checkpoint === undefined) {
-      const skipped = config.skip(view.method, view.url, native)
+      const skipped = config.skip(view.method, path, native)
       if (skipped !== null) {
         const decision: Decision = {
           verdict: 'allow',
@@ -540,7 +549,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
       stopListening()
     }
 
-    const onError = checkpoint?.onError === undefined ? config.onError : { ...config.onError, ...checkpoint.onError }
+    const onError = checkpoint === undefined ? config.onError : onErrorFor(checkpoint)
     const decision = combine(parts, onError, host, started)
     if (deadline.reason === ABORT_CLIENT_GONE) {
       decision.reason = 'client_gone'

@@ -4,7 +4,7 @@
  */
 export type SkipRule<Native> = string | RegExp | ((request: Native) => boolean)
 
-/** Returns the name of the rule that matched, or `null`. */
+/** Returns the name of the rule that matched, or `null`. `path` is already without query and fragment ({@link pathOnly}). */
 export type SkipTest<Native> = (method: string, path: string, request: Native) => string | null
 
 /**
@@ -33,9 +33,8 @@ export function compileSkip<Native>(rules: SkipRule<Native> | SkipRule<Native>[]
   const prefixes = list.filter((rule): rule is string => typeof rule === 'string')
   const patterns = list.filter((rule): rule is RegExp => rule instanceof RegExp)
   const functions = list.filter((rule): rule is (request: Native) => boolean => typeof rule === 'function')
-  return (method, url, request) => {
+  return (method, path, request) => {
     if (method === 'OPTIONS') return 'options'
-    const path = pathOnly(url)
     if (STATIC_ASSET.test(path)) return 'static'
     for (const prefix of prefixes) {
       if (path === prefix || path.startsWith(prefix.endsWith('/') ? prefix : `${prefix}/`)) return 'rule'

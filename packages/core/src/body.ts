@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 
 /**
  * Reads a request body of at most `limit` bytes, for the few routes Gatehouse answers
@@ -19,4 +19,16 @@ export async function readRequestBody(req: IncomingMessage, limit: number): Prom
     chunks.push(chunk)
   }
   return Buffer.concat(chunks, size).toString('utf8')
+}
+
+/**
+ * Calls `listener` if the response closes before it finished, i.e. the client went away;
+ * returns a function that stops listening. Shared by the adapters' request views.
+ */
+export function onResponseAbandoned(res: ServerResponse, listener: () => void): () => void {
+  const onClose = () => {
+    if (!res.writableFinished) listener()
+  }
+  res.once('close', onClose)
+  return () => res.off('close', onClose)
 }

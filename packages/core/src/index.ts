@@ -1,4 +1,4 @@
-export { readRequestBody } from './body.js'
+export { onResponseAbandoned, readRequestBody } from './body.js'
 export { type BreakerOptions, type BreakerState, CircuitBreaker, DEFAULT_BREAKER } from './breaker.js'
 export { type CacheOptions, DecisionCache } from './cache.js'
 export {

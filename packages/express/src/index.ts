@@ -8,6 +8,7 @@ import {
   type Decision,
   type Gate,
   type GateOptions,
+  onResponseAbandoned,
   type RequestView,
   readRequestBody,
   type TrustFunction,
@@ -59,13 +60,7 @@ function view(req: GuardRequest, res: ServerResponse): RequestView<GuardRequest>
     body: req.body,
     responded: () => res.headersSent || res.writableEnded,
     readBody: (limit) => readRequestBody(req, limit),
-    onClientGone(listener) {
-      const onClose = () => {
-        if (!res.writableFinished) listener()
-      }
-      res.once('close', onClose)
-      return () => res.off('close', onClose)
-    },
+    onClientGone: (listener) => onResponseAbandoned(res, listener),
   }
 }
 

@@ -9,6 +9,7 @@ import {
   type Decision,
   type Gate,
   type GateOptions,
+  onResponseAbandoned,
   type RequestView,
   readRequestBody,
   type TrustFunction,
@@ -73,13 +74,7 @@ function view(ctx: GuardContext): RequestView<GuardContext> {
     // A Koa hook answers by setting `ctx.body`; a raw one by writing to `ctx.res`.
     responded: () => res.headersSent || res.writableEnded || ctx.respond === false || ctx.body !== bodyBefore,
     readBody: (limit) => readRequestBody(req, limit),
-    onClientGone(listener) {
-      const onClose = () => {
-        if (!res.writableFinished) listener()
-      }
-      res.once('close', onClose)
-      return () => res.off('close', onClose)
-    },
+    onClientGone: (listener) => onResponseAbandoned(res, listener),
   }
 }
 

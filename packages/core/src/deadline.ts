@@ -30,8 +30,9 @@ export class InProcessBudget implements Budget {
   readonly expired: null = null
   readonly reason: undefined = undefined
   readonly signal: AbortSignal = neverAborted
-  constructor(budgetMs: number) {
-    this.at = performance.now() + budgetMs
+  /** `at`: the `performance.now()` value the decision must be done by (its start plus the budget). */
+  constructor(at: number) {
+    this.at = at
   }
   abort(): void {}
   clear(): void {}

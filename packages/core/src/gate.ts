@@ -5,8 +5,9 @@ import { type CheckpointSpec, type CompiledCheckpoint, compileCheckpoint } from 
 import { resolveClientIp, resolveHost, resolveProtocol } from './client-ip.js'
 import { type Budget, Deadline, InProcessBudget } from './deadline.js'
 import { failureOf, GatehouseError } from './errors.js'
-import { readCookies, sanitizeHeaders } from './headers.js'
+import { type RequestCookies, readCookies, sanitizeHeaders } from './headers.js'
 import { Warnings } from './logger.js'
+import { decideNowOf, isPromiseLike, type MaybePromise } from './now.js'
 import { type GateOptions, type ResolvedOptions, resolveOptions } from './options.js'
 import { returnOrigin, returnUrl } from './redirect.js'
 import { challengeRequired, forbidden, isNavigation, pageLocation, redirect } from './respond.js'
@@ -18,6 +19,7 @@ import type {
   Action,
   BackendRoutes,
   BackendVerdict,
+  Checkpoint,
   DecideContext,
   Decision,
   DecisionBackend,
@@ -34,6 +36,12 @@ import type {
 export interface Gate<Native = unknown> {
   /** Decides one request (or one checkpoint) and says what the adapter must do. Never rejects. */
   decide(view: RequestView<Native>, checkpoint?: CompiledCheckpoint<Native>): Promise<Outcome>
+  /**
+   * The same decision, handed back without a promise when nothing in it had to wait (a skip,
+   * or backends that decide in process such as the local engine on its memory store), so an
+   * adapter can answer in the same tick. Never throws, never rejects.
+   */
+  decideNow(view: RequestView<Native>, checkpoint?: CompiledCheckpoint<Native>): Outcome | Promise<Outcome>
   /** Validates a checkpoint spec now, so a bad route fails at start-up. */
   checkpoint(spec: CheckpointSpec<Native>): CompiledCheckpoint<Native>
   /** Each backend's circuit breaker state (`closed` when breakers are off). */
@@ -64,6 +72,57 @@ class CallContext implements DecideContext {
   get signal(): AbortSignal {
     return this.#budget.signal
   }
+}
+
+/**
+ * What one backend sees of a request. A class, so each backend's input is one object with
+ * a shared `cookie` method rather than a literal and a closure per request.
+ */
+class Input implements DecisionInput {
+  readonly ip: string | null
+  readonly method: string
+  readonly path: string
+  readonly host: string | null
+  readonly headers: Record<string, string>
+  readonly cookieNames: string[]
+  readonly checkpoint: Checkpoint | null
+  readonly #cookies: RequestCookies
+  readonly #readable: ReadonlySet<string> | undefined
+  constructor(
+    ip: string | null,
+    method: string,
+    path: string,
+    host: string | null,
+    headers: Record<string, string>,
+    cookies: RequestCookies,
+    checkpoint: Checkpoint | null,
+    readable: ReadonlySet<string> | undefined,
+  ) {
+    this.ip = ip
+    this.method = method
+    this.path = path
+    this.host = host
+    this.headers = headers
+    this.cookieNames = cookies.names
+    this.checkpoint = checkpoint
+    this.#cookies = cookies
+    this.#readable = readable
+  }
+  /** The value of a cookie this backend declared it reads; `undefined` for any other. */
+  cookie(name: string): string | undefined {
+    return this.#readable?.has(name) === true ? this.#cookies.value(name) : undefined
+  }
+}
+
+/** One decision on its way through the backends. */
+interface Job<Native> {
+  readonly view: RequestView<Native>
+  readonly checkpoint: CompiledCheckpoint<Native> | undefined
+  readonly started: number
+  readonly inputs: readonly Input[]
+  readonly host: string | null
+  readonly protocol: 'http' | 'https'
+  cacheKey: string | null
 }
 
 type Part =
@@ -205,31 +264,54 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     }
   }
 
-  async function attempt(backend: DecisionBackend, input: DecisionInput, deadline: Budget): Promise<Part> {
+  /** A failed call, classified; a refused one is worth one warning about keys and quotas. */
+  function failed(backend: DecisionBackend, deadline: Budget, error: unknown): Part {
+    const failure = deadline.reason === ABORT_TIMEOUT ? 'timeout' : failureOf(error)
+    if (failure === 'client' && error instanceof GatehouseError) {
+      warnings.once(
+        'GH_WARN_BACKEND_REFUSED',
+        `${backend.name} refused Gatehouse's request: ${error.message} Check the backend's key and quota.`,
+        {
+          backend: backend.name,
+          status: error.status,
+        },
+      )
+    }
+    logger.debug?.({ code: 'GH_BACKEND_FAILED', backend: backend.name, failure, err: error }, 'Backend failed; using the fallback.')
+    return { backend, ok: false, failure, error }
+  }
+
+  function answered(backend: DecisionBackend, reply: unknown, deadline: Budget): Part {
     try {
-      const ctx = new CallContext(deadline, config.retries)
-      const decided = backend.decide(input, ctx)
-      const reply = deadline.expired === null ? await decided : await Promise.race([decided, deadline.expired])
       return { backend, ok: true, reply: checkReply(reply, backend.name) }
     } catch (error) {
-      const failure = deadline.reason === ABORT_TIMEOUT ? 'timeout' : failureOf(error)
-      if (failure === 'client' && error instanceof GatehouseError) {
-        warnings.once(
-          'GH_WARN_BACKEND_REFUSED',
-          `${backend.name} refused Gatehouse's request: ${error.message} Check the backend's key and quota.`,
-          {
-            backend: backend.name,
-            status: error.status,
-          },
-        )
-      }
-      logger.debug?.({ code: 'GH_BACKEND_FAILED', backend: backend.name, failure, err: error }, 'Backend failed; using the fallback.')
-      return { backend, ok: false, failure, error }
+      return failed(backend, deadline, error)
     }
   }
 
+  /**
+   * One call to one backend. A backend that answers without waiting (the local engine through
+   * its same-tick `decide`) gets its part back without a promise; the rest race the deadline.
+   */
+  function attempt(backend: DecisionBackend, input: DecisionInput, deadline: Budget): MaybePromise<Part> {
+    let decided: BackendVerdict | PromiseLike<BackendVerdict>
+    try {
+      const ctx = new CallContext(deadline, config.retries)
+      const now = decideNowOf(backend)
+      decided = now === undefined ? backend.decide(input, ctx) : now(input, ctx)
+    } catch (error) {
+      return failed(backend, deadline, error)
+    }
+    if (!isPromiseLike(decided)) return answered(backend, decided, deadline)
+    const settled = deadline.expired === null ? decided : Promise.race([decided, deadline.expired])
+    return Promise.resolve(settled).then(
+      (reply) => answered(backend, reply, deadline),
+      (error: unknown) => failed(backend, deadline, error),
+    )
+  }
+
   /** Calls one backend inside the decision's deadline, through its circuit breaker. */
-  async function callBackend(backend: DecisionBackend, input: DecisionInput, deadline: Budget): Promise<Part> {
+  function callBackend(backend: DecisionBackend, input: DecisionInput, deadline: Budget): MaybePromise<Part> {
     const breaker = breakers.get(backend)
     if (breaker !== undefined && !breaker.tryCall(performance.now())) {
       telemetry.backendCall(backend.name, 0, 'circuit_open')
@@ -241,12 +323,19 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     const budget =
       deadline instanceof InProcessBudget && backend.inProcess !== true ? new Deadline(deadline.at - performance.now()) : deadline
     const callStarted = performance.now()
-    const part = await callWithinBudget(backend, input, budget)
+    const call = callWithinBudget(backend, input, budget)
+    if (call instanceof Promise) return call.then((part) => settle(part, breaker, budget, deadline, callStarted))
+    return settle(call, breaker, budget, deadline, callStarted)
+  }
+
+  /** Records a finished call: its budget, its telemetry, and what it says to the breaker. */
+  function settle(part: Part, breaker: CircuitBreaker | undefined, budget: Budget, deadline: Budget, callStarted: number): Part {
     if (budget !== deadline) budget.clear()
-    telemetry.backendCall(backend.name, performance.now() - callStarted, part.ok ? 'ok' : part.failure)
+    const ended = performance.now()
+    telemetry.backendCall(part.backend.name, ended - callStarted, part.ok ? 'ok' : part.failure)
     if (breaker === undefined) return part
-    if (part.ok) breaker.success(performance.now())
-    else if (OUTAGES.has(part.failure) && deadline.reason !== ABORT_CLIENT_GONE) breaker.failure(performance.now(), part.failure)
+    if (part.ok) breaker.success(ended)
+    else if (OUTAGES.has(part.failure) && deadline.reason !== ABORT_CLIENT_GONE) breaker.failure(ended, part.failure)
     // A refused or unreadable reply may be about this request's input: a client could craft
     // such requests to open the breaker for everyone, so they neither open nor close it.
     else breaker.abandon()
@@ -254,12 +343,12 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
   }
 
   /** In a fan-out, a backend whose own `timeoutMs` is shorter than the budget gets its own, shorter deadline. */
-  function callWithinBudget(backend: DecisionBackend, input: DecisionInput, deadline: Budget): Promise<Part> {
+  function callWithinBudget(backend: DecisionBackend, input: DecisionInput, deadline: Budget): MaybePromise<Part> {
     const own =
       backends.length > 1 && backend.timeoutMs !== undefined && backend.timeoutMs < config.timeoutMs ? backend.timeoutMs : undefined
     if (own === undefined) return attempt(backend, input, deadline)
     const shorter = new Deadline(own, deadline instanceof Deadline ? deadline : undefined)
-    return attempt(backend, input, shorter).finally(() => shorter.clear())
+    return Promise.resolve(attempt(backend, input, shorter)).finally(() => shorter.clear())
   }
 
   function forwardCookies(part: Part, host: string | null, into: string[]): void {
@@ -284,8 +373,9 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     let winnerVerdict: Verdict = 'allow'
     let complete = true
     const setCookies: string[] = []
-    const perBackend: Record<string, unknown> = {}
-    parts.forEach((part, index) => {
+    const perBackend: Record<string, unknown> | undefined = parts.length > 1 ? {} : undefined
+    for (let index = 0; index < parts.length; index++) {
+      const part = parts[index] as Part
       const verdict = part.ok ? part.reply.verdict : onError[part.failure]
       // On a tie, a backend that answered explains the decision better than one that fell back.
       const stricter = STRICTNESS[verdict] > STRICTNESS[winnerVerdict]
@@ -295,27 +385,25 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
         winnerVerdict = verdict
       }
       if (part.ok && part.reply.complete === false) complete = false
-      forwardCookies(part, host, setCookies)
-      if (parts.length > 1) {
+      if (part.ok && part.reply.setCookies !== undefined) forwardCookies(part, host, setCookies)
+      if (perBackend !== undefined) {
         perBackend[part.backend.name] = part.ok
           ? { verdict, source: 'backend', reason: part.reply.reason ?? null, signals: part.reply.signals ?? {} }
           : { verdict, source: 'fallback', reason: part.reason ?? part.failure }
       }
-    })
-    const decision: Decision = {
+    }
+    return {
       verdict: config.monitor ? 'allow' : winnerVerdict,
       wouldBe: winnerVerdict,
       reason: winner.ok ? (winner.reply.reason ?? null) : (winner.reason ?? winner.failure),
       source: winner.ok ? 'backend' : 'fallback',
       backend: winner.backend.name,
       requestId: winner.ok ? (winner.reply.requestId ?? null) : null,
-      latencyMs: 0,
+      latencyMs: performance.now() - started,
       complete,
-      signals: parts.length > 1 ? perBackend : winner.ok ? (winner.reply.signals ?? {}) : {},
+      signals: perBackend ?? (winner.ok ? (winner.reply.signals ?? {}) : {}),
       setCookies,
     }
-    decision.latencyMs = performance.now() - started
-    return decision
   }
 
   /** The page and query for a challenge or block redirect, or `null` when there is none to use. */
@@ -339,41 +427,47 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     return pageLocation(page, { ...query, redirect_url: returnUrl(origin, input.path) }, origin)
   }
 
-  async function act(
+  /** What the adapter must do with a decision; waits only when a hook runs. */
+  function act(
     decision: Decision,
     view: RequestView<Native>,
     input: DecisionInput,
     protocol: 'http' | 'https',
     checkpoint: CompiledCheckpoint<Native> | undefined,
-  ): Promise<Action> {
+  ): MaybePromise<Action> {
     const { native } = view
-    const backend = backends.find((candidate) => candidate.name === decision.backend)
     switch (decision.verdict) {
       case 'allow':
         return NEXT
-      case 'review':
-        if (config.onReview !== undefined) {
-          const onReview = config.onReview
-          await runHook('onReview', () => onReview(decision, native))
-        }
-        return view.responded() ? NONE : NEXT
+      case 'review': {
+        const onReview = config.onReview
+        if (onReview === undefined) return view.responded() ? NONE : NEXT
+        return runHook('onReview', () => onReview(decision, native)).then(() => (view.responded() ? NONE : NEXT))
+      }
       case 'challenge': {
         const hook = checkpoint?.challenge ?? config.challenge.hook
         if (hook !== undefined) {
-          const result = await runHook('challenge.hook', () => hook(decision, native))
-          if (result === 'continue') return NEXT
-          return view.responded() ? NONE : challengeRequired(decision)
+          return runHook('challenge.hook', () => hook(decision, native)).then((result) => {
+            if (result === 'continue') return NEXT
+            return view.responded() ? NONE : challengeRequired(decision)
+          })
         }
         if (view.responded()) return NONE
-        const location = isNavigation(view.method, view.headers) ? pageFor('challenge', decision, input, protocol, backend) : null
+        const location = isNavigation(view.method, view.headers)
+          ? pageFor('challenge', decision, input, protocol, backendNamed(decision))
+          : null
         return location === null ? challengeRequired(decision) : redirect(location)
       }
       case 'deny': {
         if (view.responded()) return NONE
-        const location = isNavigation(view.method, view.headers) ? pageFor('deny', decision, input, protocol, backend) : null
+        const location = isNavigation(view.method, view.headers) ? pageFor('deny', decision, input, protocol, backendNamed(decision)) : null
         return location === null ? forbidden(decision, view.headers) : redirect(location)
       }
     }
+  }
+
+  function backendNamed(decision: Decision): DecisionBackend | undefined {
+    return backends.find((candidate) => candidate.name === decision.backend)
   }
 
   /** Answers a request to a backend's own route (the self-hosted challenge, say). */
@@ -443,7 +537,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     return { decision, action }
   }
 
-  async function decide(view: RequestView<Native>, checkpoint?: CompiledCheckpoint<Native>): Promise<Outcome> {
+  function decide(view: RequestView<Native>, checkpoint: CompiledCheckpoint<Native> | undefined): MaybePromise<Outcome> {
     const started = performance.now()
     const { native } = view
 
@@ -473,19 +567,25 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     }
 
     const finish = telemetry.startDecision(checkpoint?.event)
-    const outcome = await decideWithBackends(view, checkpoint, started)
+    const outcome = decideWithBackends(view, checkpoint, started)
+    if (outcome instanceof Promise) {
+      return outcome.then((settled) => {
+        finish(settled.decision)
+        return settled
+      })
+    }
     finish(outcome.decision)
     return outcome
   }
 
-  async function decideWithBackends(
+  function decideWithBackends(
     view: RequestView<Native>,
     checkpoint: CompiledCheckpoint<Native> | undefined,
     started: number,
-  ): Promise<Outcome> {
-    const { native } = view
-    const trust = config.trust ?? view.frameworkTrust ?? trustNone
-    if (config.trust === undefined && view.frameworkTrust !== undefined) checkTrust(view.frameworkTrust, true)
+  ): MaybePromise<Outcome> {
+    const frameworkTrust = config.trust === undefined ? view.frameworkTrust : undefined
+    if (frameworkTrust !== undefined) checkTrust(frameworkTrust, true)
+    const trust = config.trust ?? frameworkTrust ?? trustNone
     const { ip, peerTrusted } = resolveClientIp(view.remoteAddress, view.headers, trust, config.clientIpHeader)
     if (!peerTrusted && view.headers['x-forwarded-for'] !== undefined && isPrivatePeer(view.remoteAddress)) {
       warnings.once(
@@ -498,59 +598,81 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     const protocol = resolveProtocol(view.encrypted, view.headers, peerTrusted)
     const cookies = readCookies(view.headers, config.limits.maxCookies)
     const headers = sanitizeHeaders(view.headers, config.sensitive, config.limits)
-    const checkpointData = checkpoint === undefined ? null : checkpoint.extract(native)
-    // A literal per backend (not a spread of a shared base): this runs on every request.
-    const inputWith = (allowed: ReadonlySet<string> | undefined): DecisionInput => ({
-      ip,
-      method: view.method,
-      path: view.url,
-      host,
-      headers,
-      cookieNames: cookies.names,
-      checkpoint: checkpointData,
-      cookie: (name) => (allowed?.has(name) ? cookies.value(name) : undefined),
-    })
-    const inputs = backends.map((backend) => inputWith(cookieAllowLists.get(backend)))
-    const inputFor = (backend: DecisionBackend): DecisionInput => inputs[backends.indexOf(backend)] ?? inputWith(undefined)
-
-    const cacheKey =
-      cache !== undefined && (checkpoint === undefined || cache.checkpoints) ? cache.keyFor(inputWith(declaredCookies)) : null
-    if (cacheKey !== null) {
-      const cached = await withinBudget(cache?.get(cacheKey), config.timeoutMs)
-      if (cached !== undefined) {
-        const decision: Decision = {
-          ...cached,
-          verdict: config.monitor ? 'allow' : cached.wouldBe,
-          source: 'cache',
-          latencyMs: performance.now() - started,
-          setCookies: [],
-        }
-        notify(decision, native)
-        const winner = backends.find((backend) => backend.name === decision.backend) ?? (backends[0] as DecisionBackend)
-        return { decision, action: await act(decision, view, inputFor(winner), protocol, checkpoint) }
-      }
+    const checkpointData = checkpoint === undefined ? null : checkpoint.extract(view.native)
+    // Plain loops on this path: a closure or an array iterator per request shows in the profile.
+    const inputs = new Array<Input>(backends.length)
+    for (let index = 0; index < backends.length; index++) {
+      const allowed = cookieAllowLists.get(backends[index] as DecisionBackend)
+      inputs[index] = new Input(ip, view.method, view.url, host, headers, cookies, checkpointData, allowed)
     }
+    const job: Job<Native> = { view, checkpoint, started, inputs, host, protocol, cacheKey: null }
 
+    if (cache !== undefined && (checkpoint === undefined || cache.checkpoints)) {
+      job.cacheKey = cache.keyFor(new Input(ip, view.method, view.url, host, headers, cookies, checkpointData, declaredCookies))
+      if (job.cacheKey !== null) return fromCache(job, cache, job.cacheKey)
+    }
+    return callBackends(job)
+  }
+
+  /** A cached verdict for the same visitor when there is one in time; else the backends. */
+  async function fromCache(job: Job<Native>, cache: DecisionCache, key: string): Promise<Outcome> {
+    const cached = await withinBudget(cache.get(key), config.timeoutMs)
+    if (cached === undefined) return callBackends(job)
+    const decision: Decision = {
+      ...cached,
+      verdict: config.monitor ? 'allow' : cached.wouldBe,
+      source: 'cache',
+      latencyMs: performance.now() - job.started,
+      setCookies: [],
+    }
+    notify(decision, job.view.native)
+    return { decision, action: await act(decision, job.view, inputOf(job, decision), job.protocol, job.checkpoint) }
+  }
+
+  /** The winning backend's input, for the redirect a verdict may need. */
+  function inputOf(job: Job<Native>, decision: Decision): DecisionInput {
+    const index = backends.findIndex((backend) => backend.name === decision.backend)
+    return (job.inputs[Math.max(index, 0)] ?? job.inputs[0]) as DecisionInput
+  }
+
+  function callBackends(job: Job<Native>): MaybePromise<Outcome> {
     // A backend behind an open breaker will not be called: if the rest decide in process,
     // this decision needs no timer either (a vendor outage should not cost the local engine).
-    const now = performance.now()
-    const local = inProcess || backends.every((backend) => backend.inProcess === true || breakers.get(backend)?.isOpen(now) === true)
-    const deadline: Budget = local ? new InProcessBudget(config.timeoutMs) : new Deadline(config.timeoutMs)
-    const stopListening = local ? noop : view.onClientGone(() => deadline.abort(ABORT_CLIENT_GONE))
-    let parts: Part[]
+    const local =
+      inProcess || backends.every((backend) => backend.inProcess === true || breakers.get(backend)?.isOpen(performance.now()) === true)
+    const deadline: Budget = local ? new InProcessBudget(job.started + config.timeoutMs) : new Deadline(config.timeoutMs)
+    const stopListening = local ? noop : job.view.onClientGone(() => deadline.abort(ABORT_CLIENT_GONE))
+    const calls = new Array<MaybePromise<Part>>(backends.length)
+    let waiting = false
     try {
-      const [only] = backends
-      parts =
-        backends.length === 1 && only !== undefined
-          ? [await callBackend(only, inputFor(only), deadline)]
-          : await Promise.all(backends.map((backend) => callBackend(backend, inputFor(backend), deadline)))
-    } finally {
+      for (let index = 0; index < backends.length; index++) {
+        const call = callBackend(backends[index] as DecisionBackend, job.inputs[index] as Input, deadline)
+        if (call instanceof Promise) waiting = true
+        calls[index] = call
+      }
+    } catch (error) {
       deadline.clear()
       stopListening()
+      throw error
     }
+    if (!waiting) {
+      deadline.clear()
+      stopListening()
+      return conclude(job, calls as Part[], deadline)
+    }
+    return Promise.all(calls)
+      .finally(() => {
+        deadline.clear()
+        stopListening()
+      })
+      .then((parts) => conclude(job, parts, deadline))
+  }
 
+  function conclude(job: Job<Native>, parts: Part[], deadline: Budget): MaybePromise<Outcome> {
+    const { view, checkpoint } = job
+    const { native } = view
     const onError = checkpoint === undefined ? config.onError : onErrorFor(checkpoint)
-    const decision = combine(parts, onError, host, started)
+    const decision = combine(parts, onError, job.host, job.started)
     if (deadline.reason === ABORT_CLIENT_GONE) {
       decision.reason = 'client_gone'
       return { decision, action: NONE }
@@ -571,35 +693,53 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
       }
       return { decision, action: { type: 'error', error: invalid.error as Error } }
     }
-    if (cacheKey !== null) void cache?.set(cacheKey, decision)
+    if (job.cacheKey !== null) void cache?.set(job.cacheKey, decision)
     notify(decision, native)
-    // Most decisions allow: no hook, no page, no extra await on the way back to the adapter.
+    // Most decisions allow: no hook, no page, nothing to wait for on the way back to the adapter.
     if (decision.verdict === 'allow') return { decision, action: NEXT }
-    const fullInput = inputFor(backends.find((backend) => backend.name === decision.backend) ?? (backends[0] as DecisionBackend))
-    const action = await act(decision, view, fullInput, protocol, checkpoint)
-    return { decision, action }
+    const action = act(decision, view, inputOf(job, decision), job.protocol, checkpoint)
+    return action instanceof Promise ? action.then((settled) => ({ decision, action: settled })) : { decision, action }
+  }
+
+  /** Never throws, never rejects: a bug in Gatehouse must not take the site down. */
+  function decideNow(view: RequestView<Native>, checkpoint?: CompiledCheckpoint<Native>): MaybePromise<Outcome> {
+    let outcome: MaybePromise<Outcome>
+    try {
+      outcome = decide(view, checkpoint)
+    } catch (error) {
+      return internalError(view, error)
+    }
+    return outcome instanceof Promise ? outcome.catch((error: unknown) => internalError(view, error)) : outcome
+  }
+
+  /** Logs a failure of Gatehouse itself and lets the request through. */
+  function internalError(view: RequestView<Native>, error: unknown): Outcome {
+    logger.error({ code: 'GH_INTERNAL', err: error }, 'Gatehouse failed to decide; the request was let through.')
+    const decision: Decision = {
+      verdict: 'allow',
+      wouldBe: 'allow',
+      reason: 'internal_error',
+      source: 'fallback',
+      backend: backends[0]?.name ?? 'none',
+      requestId: null,
+      latencyMs: 0,
+      complete: false,
+      signals: {},
+      setCookies: [],
+    }
+    let responded = false
+    try {
+      responded = view.responded()
+    } catch {}
+    return { decision, action: responded ? NONE : NEXT }
   }
 
   return {
     decide(view, checkpoint) {
-      return decide(view, checkpoint).catch((error: unknown) => {
-        // A bug here must not take the site down: log it and let the request through.
-        logger.error({ code: 'GH_INTERNAL', err: error }, 'Gatehouse failed to decide; the request was let through.')
-        const decision: Decision = {
-          verdict: 'allow',
-          wouldBe: 'allow',
-          reason: 'internal_error',
-          source: 'fallback',
-          backend: backends[0]?.name ?? 'none',
-          requestId: null,
-          latencyMs: 0,
-          complete: false,
-          signals: {},
-          setCookies: [],
-        }
-        return { decision, action: view.responded() ? NONE : NEXT }
-      })
+      const outcome = decideNow(view, checkpoint)
+      return outcome instanceof Promise ? outcome : Promise.resolve(outcome)
     },
+    decideNow,
     checkpoint: compileCheckpoint,
     breakerStates() {
       return Object.fromEntries(backends.map((backend) => [backend.name, breakers.get(backend)?.state ?? 'closed']))

@@ -3,6 +3,7 @@ import { z } from 'zod'
 import { CLEARANCE_COOKIE, createChallengeService } from './challenge/index.js'
 import { invalidOption } from './errors.js'
 import { consoleLogger, type Logger, type WarningCode } from './logger.js'
+import { answersNow, type MaybePromise } from './now.js'
 import { type CompiledRule, compileBuiltRule, compileRules, evaluate } from './policies/compile.js'
 import type { CompileEnv } from './policies/conditions.js'
 import { defaultRules } from './policies/defaults.js'
@@ -12,7 +13,7 @@ import { compileEntries, fileList, inlineList, type ListHandle, type ListStatus,
 import { listSourceSchema, NAME } from './policies/schema.js'
 import type { ListSource, Rule } from './policies/types.js'
 import { MemoryStore, type Store, storeSchema } from './store.js'
-import type { DecisionBackend } from './types.js'
+import type { BackendVerdict, DecideContext, DecisionBackend, DecisionInput } from './types.js'
 
 export interface LocalPoliciesOptions {
   /**
@@ -175,6 +176,8 @@ export function localPolicies(input: LocalPoliciesOptions = {}): LocalPoliciesBa
   if (problems.length > 0) warnings.push({ code: 'GH_WARN_LIST_UNREADABLE', message: problems.join(' ') })
   const isCleared = service.isCleared.bind(service)
 
+  const decideNow = (decisionInput: DecisionInput, ctx: DecideContext): MaybePromise<BackendVerdict> =>
+    evaluate(rules, new RequestFacts(decisionInput, ctx, isCleared))
   return {
     name: 'local',
     timeoutMs: 50,
@@ -184,7 +187,8 @@ export function localPolicies(input: LocalPoliciesOptions = {}): LocalPoliciesBa
     pages: { challenge: service.pagePath },
     routes: service.routes,
     warnings,
-    decide: (decisionInput, ctx) => evaluate(rules, new RequestFacts(decisionInput, ctx, isCleared)),
+    // The public contract is a promise; the gate asks for the same answer without one.
+    decide: answersNow(async (decisionInput, ctx) => decideNow(decisionInput, ctx), decideNow),
     listStatus: (name) => lists.get(name)?.status(),
     async close() {
       for (const list of lists.values()) list.close()

@@ -7,6 +7,7 @@ import {
   GatehouseError,
   type GateOptions,
   type Logger,
+  localPolicies,
   type RequestView,
   type TrustFunction,
 } from '@gatehouse/core'
@@ -359,5 +360,64 @@ describe('Set-Cookie from backends', () => {
     const { decision } = await gate.decide(view({ headers: { host: 'www.site.example' } }))
     expect(decision.setCookies).toEqual(['trusted_id=tid_1; Path=/; HttpOnly'])
     expect(logger.warnings.filter((warning) => warning.code === 'GH_WARN_COOKIE_REJECTED')).toHaveLength(1)
+  })
+})
+
+describe('decideNow: the outcome in the same tick when nothing waits', () => {
+  it('hands back the local engine’s outcome itself, and decide() the same outcome as a promise', async () => {
+    const gate = createGate<null>({ logger: recordingLogger() })
+    const now = gate.decideNow(view({ headers: { ...html, 'user-agent': 'curl/8.5.0' } }))
+    expect(now).not.toBeInstanceOf(Promise)
+    const later = await gate.decide(view({ headers: { ...html, 'user-agent': 'curl/8.5.0' } }))
+    expect((now as Awaited<typeof now>).decision).toMatchObject({
+      verdict: 'challenge',
+      reason: 'automation-user-agent',
+      source: 'backend',
+    })
+    expect(later.decision).toMatchObject({ verdict: 'challenge', reason: 'automation-user-agent', source: 'backend' })
+    expect((now as Awaited<typeof now>).action).toEqual(later.action)
+    await gate.close()
+  })
+
+  it('answers a skip in the same tick, and waits for a backend that does I/O', async () => {
+    const { backend } = stub({ verdict: 'deny', reason: 'remote' })
+    const gate = gateWith(backend)
+    const skipped = gate.decideNow(view({ url: '/app.css' }))
+    expect(skipped).not.toBeInstanceOf(Promise)
+    const remote = gate.decideNow(view())
+    expect(remote).toBeInstanceOf(Promise)
+    expect((await remote).decision).toMatchObject({ verdict: 'deny', reason: 'remote' })
+  })
+
+  it('calls a wrapper that replaces the local engine’s decide, not the engine behind it', async () => {
+    const engine = localPolicies({ logger: recordingLogger() })
+    const seen: Array<string | null> = []
+    const wrapped: DecisionBackend = {
+      ...engine,
+      decide(input, ctx) {
+        seen.push(input.ip)
+        return engine.decide(input, ctx)
+      },
+    }
+    const gate = gateWith(wrapped)
+    const { decision } = await gate.decide(view())
+    expect(seen).toEqual(['203.0.113.9'])
+    expect(decision).toMatchObject({ verdict: 'allow', backend: 'local', source: 'backend' })
+    await engine.close()
+  })
+
+  it('turns a throw inside the gate into an allow that is logged, in the same tick', () => {
+    const logger = recordingLogger()
+    const gate = createGate<null>({ logger, onDecision: () => undefined })
+    const broken = {
+      ...view(),
+      get headers(): IncomingHttpHeaders {
+        throw new Error('broken view')
+      },
+    } as RequestView<null>
+    const outcome = gate.decideNow(broken)
+    expect(outcome).not.toBeInstanceOf(Promise)
+    expect((outcome as Awaited<typeof outcome>).decision).toMatchObject({ verdict: 'allow', reason: 'internal_error' })
+    expect(logger.errors.map((error) => error.code)).toContain('GH_INTERNAL')
   })
 })

@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import type { TLSSocket } from 'node:tls'
 import {
   type Action,
@@ -9,6 +9,7 @@ import {
   type Decision,
   type Gate,
   type GateOptions,
+  type Outcome,
   onResponseAbandoned,
   type RequestView,
   readRequestBody,
@@ -58,23 +59,41 @@ function koaTrust(app: GuardContext['app']): TrustFunction {
   return trust
 }
 
-function view(ctx: GuardContext): RequestView<GuardContext> {
-  const { req, res } = ctx
-  // A body an earlier middleware set is not an answer to this decision; only a change is.
-  const bodyBefore = ctx.body
-  return {
-    native: ctx,
-    method: req.method ?? 'GET',
-    url: ctx.originalUrl,
-    headers: req.headers,
-    remoteAddress: req.socket.remoteAddress,
-    encrypted: (req.socket as TLSSocket).encrypted === true,
-    frameworkTrust: koaTrust(ctx.app),
-    body: ctx.request.body,
-    // A Koa hook answers by setting `ctx.body`; a raw one by writing to `ctx.res`.
-    responded: () => res.headersSent || res.writableEnded || ctx.respond === false || ctx.body !== bodyBefore,
-    readBody: (limit) => readRequestBody(req, limit),
-    onClientGone: (listener) => onResponseAbandoned(res, listener),
+/** What the core reads of a Koa context: one object per request, methods on the prototype. */
+class KoaView implements RequestView<GuardContext> {
+  readonly native: GuardContext
+  readonly method: string
+  readonly url: string
+  readonly headers: IncomingHttpHeaders
+  readonly remoteAddress: string | undefined
+  readonly encrypted: boolean
+  readonly body: unknown
+  /** A body an earlier middleware set is not an answer to this decision; only a change is. */
+  readonly #bodyBefore: unknown
+  constructor(ctx: GuardContext) {
+    const { req } = ctx
+    this.native = ctx
+    this.method = req.method ?? 'GET'
+    this.url = ctx.originalUrl
+    this.headers = req.headers
+    this.remoteAddress = req.socket.remoteAddress
+    this.encrypted = (req.socket as TLSSocket).encrypted === true
+    this.body = ctx.request.body
+    this.#bodyBefore = ctx.body
+  }
+  get frameworkTrust(): TrustFunction {
+    return koaTrust(this.native.app)
+  }
+  /** A Koa hook answers by setting `ctx.body`; a raw one by writing to `ctx.res`. */
+  responded(): boolean {
+    const ctx = this.native
+    return ctx.res.headersSent || ctx.res.writableEnded || ctx.respond === false || ctx.body !== this.#bodyBefore
+  }
+  readBody(limit: number): Promise<string | null> {
+    return readRequestBody(this.native.req, limit)
+  }
+  onClientGone(listener: () => void): () => void {
+    return onResponseAbandoned(this.native.res, listener)
   }
 }
 
@@ -105,18 +124,33 @@ interface KoaWritable {
   body: unknown
 }
 
+const DONE: Promise<void> = Promise.resolve()
+
+/** Carries out an outcome; returns what Koa waits on (the rest of the chain when allowed). */
+function proceed(outcome: Outcome, ctx: GuardContext, next: Next): Promise<void> {
+  const { decision, action } = outcome
+  ctx.state.gatehouse = decision
+  if (action.type === 'none') {
+    // A hook answered, or the client left: Koa must not write over it.
+    if (ctx.res.headersSent || ctx.res.writableEnded) ctx.respond = false
+    return DONE
+  }
+  if (action.type === 'error') return Promise.reject(action.error)
+  apply(action, decision, ctx as GuardContext & KoaWritable)
+  return action.type === 'next' ? (next() as Promise<void>) : DONE
+}
+
 function handler(gate: Gate<GuardContext>, checkpoint: CompiledCheckpoint<GuardContext> | undefined) {
-  return async (ctx: GuardContext, next: Next): Promise<void> => {
-    const { decision, action } = await gate.decide(view(ctx), checkpoint)
-    ctx.state.gatehouse = decision
-    if (action.type === 'none') {
-      // A hook answered, or the client left: Koa must not write over it.
-      if (ctx.res.headersSent || ctx.res.writableEnded) ctx.respond = false
-      return
+  return (ctx: GuardContext, next: Next): Promise<void> => {
+    let outcome: Outcome | Promise<Outcome>
+    try {
+      outcome = gate.decideNow(new KoaView(ctx), checkpoint)
+      // Decided in process: go on down the chain in this tick, with no extra promise.
+      if (!(outcome instanceof Promise)) return proceed(outcome, ctx, next)
+    } catch (error) {
+      return Promise.reject(error)
     }
-    if (action.type === 'error') throw action.error
-    apply(action, decision, ctx as GuardContext & KoaWritable)
-    if (action.type === 'next') await next()
+    return outcome.then((settled) => proceed(settled, ctx, next))
   }
 }
 

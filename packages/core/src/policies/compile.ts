@@ -1,4 +1,5 @@
 import { invalidOption } from '../errors.js'
+import type { MaybePromise } from '../now.js'
 import type { BackendVerdict, Verdict } from '../types.js'
 import { type CompileEnv, compileCondition, type Matcher } from './conditions.js'
 import type { RequestFacts } from './facts.js'
@@ -58,16 +59,34 @@ export function compileRules(
  * The first matching rule decides. A request holding a valid clearance skips every
  * challenge rule (it has solved one already); allow, deny and review rules still apply.
  * A skipped challenge rule is still evaluated, so its velocity counters keep counting.
+ *
+ * The answer comes back without a promise unless a rule has to wait (a velocity counter in
+ * the store): most requests are decided in the same tick.
  */
-export async function evaluate(rules: readonly CompiledRule[], facts: RequestFacts): Promise<BackendVerdict> {
-  for (const rule of rules) {
-    let matched = rule.match(facts)
-    if (typeof matched !== 'boolean') matched = await matched
-    // The clearance is checked only once a challenge rule matches: most requests never pay for it.
-    if (matched && !(rule.verdict === 'challenge' && facts.cleared)) return { verdict: rule.verdict, reason: rule.name }
+export function evaluate(rules: readonly CompiledRule[], facts: RequestFacts): MaybePromise<BackendVerdict> {
+  return evaluateFrom(rules, facts, 0)
+}
+
+function evaluateFrom(rules: readonly CompiledRule[], facts: RequestFacts, from: number): MaybePromise<BackendVerdict> {
+  for (let index = from; index < rules.length; index++) {
+    const rule = rules[index] as CompiledRule
+    const matched = rule.match(facts)
+    if (typeof matched !== 'boolean') {
+      return matched.then((result) => (decides(rule, result, facts) ? verdictOf(rule) : evaluateFrom(rules, facts, index + 1)))
+    }
+    if (decides(rule, matched, facts)) return verdictOf(rule)
   }
   // The reply is the gate's to keep: a fresh object each time, never a shared one.
   return facts.clearanceChecked && facts.cleared
     ? { verdict: 'allow', reason: null, signals: { clearance: true } }
     : { verdict: 'allow', reason: null }
+}
+
+/** The clearance is checked only once a challenge rule matches: most requests never pay for it. */
+function decides(rule: CompiledRule, matched: boolean, facts: RequestFacts): boolean {
+  return matched && !(rule.verdict === 'challenge' && facts.cleared)
+}
+
+function verdictOf(rule: CompiledRule): BackendVerdict {
+  return { verdict: rule.verdict, reason: rule.name }
 }

@@ -8,9 +8,12 @@ function acceptHeader(headers: IncomingHttpHeaders): string {
   return typeof accept === 'string' ? accept.toLowerCase() : ''
 }
 
+const HTML = /text\/html/i
+
 /** A page load a browser makes: GET or HEAD that accepts HTML. Only these are redirected. */
 export function isNavigation(method: string, headers: IncomingHttpHeaders): boolean {
-  return (method === 'GET' || method === 'HEAD') && acceptHeader(headers).includes('text/html')
+  const accept = headers.accept
+  return (method === 'GET' || method === 'HEAD') && typeof accept === 'string' && HTML.test(accept)
 }
 
 /** Prefers HTML when the client lists text/html before (or without) application/json. */

@@ -18,12 +18,16 @@ function blank(value: string | undefined): boolean {
  * what browsers send for pages, and what HTTP libraries send by default.
  */
 export function isNavigation(method: string, headers: Readonly<Record<string, string>>): boolean {
-  const verb = method.toUpperCase()
-  if (verb !== 'GET' && verb !== 'HEAD') return false
+  if (method !== 'GET' && method !== 'HEAD') {
+    const verb = method.toUpperCase()
+    if (verb !== 'GET' && verb !== 'HEAD') return false
+  }
   const accept = headers.accept
   if (accept === undefined) return true
+  // The common case first, without trimming (a copy) an Accept that names text/html.
+  if (HTML.test(accept)) return true
   const trimmed = accept.trim()
-  return trimmed.length === 0 || trimmed === '*/*' || HTML.test(accept)
+  return trimmed.length === 0 || trimmed === '*/*'
 }
 
 /** The user agent claims a browser, yet Accept or Accept-Language (sent by every browser) is missing. */

@@ -1,0 +1,100 @@
+/**
+ * `req.gatehouse` on Express 4 and 5: Gatehouse keeps it in an accessor on Express's shared
+ * request prototype (adding a property to a request Express has re-prototyped costs a new
+ * hidden class each time). These tests hold it to what a user sees: the decision is there in
+ * every app and sub-app, it can be reassigned, and requests never share one.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { type Decision, localPolicies } from '@gatehouse/core'
+import { type GuardRequest, guard } from '@gatehouse/express'
+import request from 'supertest'
+import { describe, expect, it } from 'vitest'
+
+const quiet = { warn() {}, error() {} }
+const browser = {
+  'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0 Safari/537.36',
+  accept: 'text/html',
+  'accept-language': 'en',
+}
+type Express = typeof import('express')
+type Req = GuardRequest & { gatehouse?: Decision }
+
+describe.each(['express-4', 'express-5'])('req.gatehouse on %s', (version) => {
+  async function load(): Promise<Express> {
+    return ((await import(version)) as { default: Express }).default
+  }
+
+  it('is set before the route, differs per request, and is seen by a sub-app mounted after the guard', async () => {
+    const express = await load()
+    const app = express()
+    const rules = [{ name: 'flagged', verdict: 'review' as const, when: { header: { name: 'x-flag', present: true } } }]
+    app.use(guard({ logger: quiet, backend: localPolicies({ logger: quiet, rules }) }))
+    const sub = express()
+    sub.get('/page', (req, res) => {
+      res.json({ where: 'sub', decision: (req as Req).gatehouse ?? null })
+    })
+    app.use('/sub', sub)
+    app.get('/page', (req, res) => {
+      res.json({ where: 'main', decision: (req as Req).gatehouse ?? null })
+    })
+
+    const main = await request(app).get('/page').set(browser)
+    expect(main.status).toBe(200)
+    expect(main.body.decision).toMatchObject({ verdict: 'allow', source: 'backend', backend: 'local' })
+    const inSub = await request(app).get('/sub/page').set(browser)
+    expect(inSub.body).toMatchObject({ where: 'sub', decision: { verdict: 'allow', source: 'backend' } })
+    const flagged = await request(app)
+      .get('/page')
+      .set({ ...browser, 'x-flag': '1' })
+    expect(flagged.body.decision).toMatchObject({ verdict: 'review', reason: 'flagged' })
+    await request(app).get('/page').set(browser).expect(200)
+    expect((await request(app).get('/page').set(browser)).body.decision.reason).toBeNull()
+  })
+
+  it('reaches the parent app after a guarded sub-app hands the request back', async () => {
+    const express = await load()
+    const app = express()
+    const sub = express()
+    sub.use(guard({ logger: quiet, backend: localPolicies({ logger: quiet }) }))
+    app.use('/shop', sub)
+    app.get('/shop/cart', (req, res) => {
+      res.json({ decision: (req as Req).gatehouse ?? null })
+    })
+    const response = await request(app).get('/shop/cart').set(browser)
+    expect(response.body.decision).toMatchObject({ verdict: 'allow', source: 'backend' })
+  })
+
+  it('can be reassigned and read back by later middleware, and is undefined on unguarded routes', async () => {
+    const express = await load()
+    const app = express()
+    app.get('/open', (req, res) => {
+      res.json({ has: (req as Req).gatehouse !== undefined })
+    })
+    app.use(guard({ logger: quiet, backend: localPolicies({ logger: quiet }) }))
+    app.use((req, _res, next) => {
+      const decision = (req as Req).gatehouse as Decision
+      ;(req as Req).gatehouse = { ...decision, reason: 'rewritten' }
+      next()
+    })
+    app.get('/page', (req, res) => {
+      res.json({ reason: (req as Req).gatehouse?.reason })
+    })
+    expect((await request(app).get('/page').set(browser)).body).toEqual({ reason: 'rewritten' })
+    expect((await request(app).get('/open').set(browser)).body).toEqual({ has: false })
+  })
+})
+
+describe('req.gatehouse without Express', () => {
+  it('is an own property on a plain Node request', async () => {
+    const middleware = guard({ logger: quiet, backend: localPolicies({ logger: quiet }) })
+    const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+      middleware(req as GuardRequest, res, (error) => {
+        const decision = (req as Req).gatehouse
+        res.setHeader('content-type', 'application/json')
+        res.end(JSON.stringify({ error: error ?? null, own: Object.hasOwn(req, 'gatehouse'), verdict: decision?.verdict ?? null }))
+      })
+    })
+    const response = await request(server).get('/').set(browser)
+    expect(response.body).toEqual({ error: null, own: true, verdict: 'allow' })
+  })
+})

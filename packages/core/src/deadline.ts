@@ -1,3 +1,4 @@
+import { AbortSource, neverAbortedSource } from './abort.js'
 import { ABORT_TIMEOUT, abortError } from './transport.js'
 
 /**
@@ -15,6 +16,8 @@ export interface Budget {
   readonly expired: Promise<never> | null
   readonly reason: symbol | undefined
   readonly signal: AbortSignal
+  /** The same abort, as an {@link AbortSource}: what Gatehouse's transport listens to. */
+  source(): AbortSource
   abort(reason: symbol): void
   clear(): void
 }
@@ -34,6 +37,9 @@ export class InProcessBudget implements Budget {
   constructor(at: number) {
     this.at = at
   }
+  source(): AbortSource {
+    return neverAbortedSource
+  }
   abort(): void {}
   clear(): void {}
 }
@@ -45,6 +51,7 @@ export class Deadline implements Budget {
   readonly expired: Promise<never>
   #reason: symbol | undefined
   #controller: AbortController | undefined
+  #source: AbortSource | undefined
   #reject!: (error: unknown) => void
   readonly #timer: NodeJS.Timeout
   #children: Deadline[] | undefined
@@ -78,11 +85,20 @@ export class Deadline implements Budget {
     return this.#controller.signal
   }
 
+  source(): AbortSource {
+    if (this.#source === undefined) {
+      this.#source = new AbortSource()
+      if (this.#reason !== undefined) this.#source.abort(this.#reason)
+    }
+    return this.#source
+  }
+
   abort(reason: symbol): void {
     if (this.#reason !== undefined) return
     this.#reason = reason
     clearTimeout(this.#timer)
     this.#controller?.abort(reason)
+    this.#source?.abort(reason)
     this.#reject(abortError(reason))
     for (const child of this.#children ?? []) child.abort(reason)
   }

@@ -1,5 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises'
 import { type Dispatcher, Pool } from 'undici'
+import { ABORT_SOURCE, type AbortSource } from './abort.js'
 import { GatehouseError } from './errors.js'
 import type { DecideContext } from './types.js'
 
@@ -53,6 +54,12 @@ function errorCode(error: unknown): string | undefined {
   return errorCode((error as { cause?: unknown }).cause)
 }
 
+/** What aborts this call: Gatehouse's own {@link AbortSource} when the gate made `ctx`, else `ctx.signal`. */
+function abortOf(ctx: DecideContext): AbortSource | AbortSignal {
+  const source = (ctx as { [ABORT_SOURCE]?: () => AbortSource })[ABORT_SOURCE]
+  return typeof source === 'function' ? source.call(ctx) : ctx.signal
+}
+
 /**
  * A small HTTP client for decision backends: undici keep-alive pools per origin, the caller's
  * deadline for the whole exchange (connect, headers and every byte of the body), a bounded
@@ -74,7 +81,13 @@ export class Transport {
     if (this.#external) return this.#external
     let pool = this.#pools.get(origin)
     if (pool === undefined) {
-      pool = new Pool(origin, { connections: this.#connections, keepAliveTimeout: 30_000, pipelining: 1 })
+      // undici enforces the size limit as the body streams in, and ends the connection past it.
+      pool = new Pool(origin, {
+        connections: this.#connections,
+        keepAliveTimeout: 30_000,
+        pipelining: 1,
+        maxResponseSize: this.#maxResponseSize,
+      })
       this.#pools.set(origin, pool)
     }
     return pool
@@ -84,11 +97,12 @@ export class Transport {
     const payload = request.json === undefined ? undefined : JSON.stringify(request.json)
     const headers: Record<string, string> = { accept: 'application/json', ...request.headers }
     if (payload !== undefined) headers['content-type'] = 'application/json'
+    const abort = abortOf(ctx)
     let attempt = 0
     for (;;) {
       attempt++
       try {
-        const reply = await this.#once(request, headers, payload, ctx)
+        const reply = await this.#once(request, headers, payload, abort)
         if (reply.status >= 500 && this.#mayRetry(attempt, ctx)) {
           await this.#backoff(ctx)
           continue
@@ -96,9 +110,10 @@ export class Transport {
         reply.attempts = attempt
         return reply
       } catch (error) {
-        if (ctx.signal.aborted) throw abortError(ctx.signal.reason, error)
+        if (abort.aborted) throw abortError(abort.reason, error)
         if (error instanceof GatehouseError) throw error
         const code = errorCode(error)
+        if (code === 'UND_ERR_RES_EXCEEDED_MAX_SIZE') throw tooLarge(this.#maxResponseSize)
         if (code !== undefined && RETRYABLE_CODES.has(code) && this.#mayRetry(attempt, ctx)) {
           await this.#backoff(ctx)
           continue
@@ -124,32 +139,33 @@ export class Transport {
     }
   }
 
-  async #once(request: HttpRequest, headers: Record<string, string>, payload: string | undefined, ctx: DecideContext): Promise<HttpReply> {
+  async #once(
+    request: HttpRequest,
+    headers: Record<string, string>,
+    payload: string | undefined,
+    signal: AbortSource | AbortSignal,
+  ): Promise<HttpReply> {
     const { url } = request
-    const response = await this.#dispatcher(url.origin).request({
+    const dispatcher = this.#dispatcher(url.origin)
+    const response = await dispatcher.request({
       origin: url.origin,
       path: url.pathname + url.search,
       method: request.method,
       headers,
       body: payload ?? null,
-      signal: ctx.signal,
+      signal,
     })
     const body = response.body
     try {
       const declared = Number(response.headers['content-length'])
       if (declared > this.#maxResponseSize) throw tooLarge(this.#maxResponseSize)
-      const chunks: Buffer[] = []
-      let size = 0
-      for await (const chunk of body as AsyncIterable<Buffer>) {
-        size += chunk.length
-        if (size > this.#maxResponseSize) throw tooLarge(this.#maxResponseSize)
-        chunks.push(chunk)
-      }
+      // Gatehouse's own pools enforce the limit themselves; a dispatcher passed in may not.
+      const text = dispatcher === this.#external ? await this.#readBounded(body) : await body.text()
       const cookies = response.headers['set-cookie']
       return {
         status: response.statusCode,
         headers: response.headers,
-        body: Buffer.concat(chunks, size).toString('utf8'),
+        body: text,
         setCookies: cookies === undefined ? [] : Array.isArray(cookies) ? cookies : [cookies],
         attempts: 1,
       }
@@ -160,6 +176,17 @@ export class Transport {
         body.destroy()
       }
     }
+  }
+
+  async #readBounded(body: AsyncIterable<Buffer>): Promise<string> {
+    const chunks: Buffer[] = []
+    let size = 0
+    for await (const chunk of body) {
+      size += chunk.length
+      if (size > this.#maxResponseSize) throw tooLarge(this.#maxResponseSize)
+      chunks.push(chunk)
+    }
+    return Buffer.concat(chunks, size).toString('utf8')
   }
 
   async close(): Promise<void> {

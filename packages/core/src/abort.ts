@@ -10,8 +10,12 @@ export class AbortSource {
   #listeners: Array<() => void> | undefined
   on(event: string, listener: () => void): this {
     if (event !== 'abort') return this
-    if (this.aborted) queueMicrotask(listener)
-    else (this.#listeners ??= []).push(listener)
+    if (this.aborted) {
+      queueMicrotask(listener)
+      return this
+    }
+    this.#listeners ??= []
+    this.#listeners.push(listener)
     return this
   }
   once(event: string, listener: () => void): this {

@@ -1,4 +1,5 @@
 import ipaddr from 'ipaddr.js'
+import { ABORT_SOURCE, type AbortSource } from './abort.js'
 import { type BreakerState, CircuitBreaker } from './breaker.js'
 import { DecisionCache } from './cache.js'
 import { type CheckpointSpec, type CompiledCheckpoint, compileCheckpoint } from './checkpoint.js'
@@ -71,6 +72,9 @@ class CallContext implements DecideContext {
   }
   get signal(): AbortSignal {
     return this.#budget.signal
+  }
+  [ABORT_SOURCE](): AbortSource {
+    return this.#budget.source()
   }
 }
 
@@ -315,8 +319,8 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     const breaker = breakers.get(backend)
     if (breaker !== undefined && !breaker.tryCall(performance.now())) {
       telemetry.backendCall(backend.name, 0, 'circuit_open')
-      const error = GatehouseError.backend(breaker.lastFailure, `${backend.name} is not called while its circuit breaker is open.`)
-      return { backend, ok: false, failure: breaker.lastFailure, error, reason: 'circuit_open' }
+      const failure = breaker.lastFailure
+      return { backend, ok: false, failure, error: openError(backend, failure), reason: 'circuit_open' }
     }
     // The budget was chosen before tryCall: if a cool-down ended in between, this is a probe
     // to an I/O backend and needs a real deadline.
@@ -326,6 +330,22 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     const call = callWithinBudget(backend, input, budget)
     if (call instanceof Promise) return call.then((part) => settle(part, breaker, budget, deadline, callStarted))
     return settle(call, breaker, budget, deadline, callStarted)
+  }
+
+  const openErrors = new Map<DecisionBackend, Partial<Record<FailureClass, GatehouseError>>>()
+  /**
+   * The error behind a decision that skipped an open breaker, made once per backend and
+   * failure class: while a vendor is down every request takes this path, and an Error
+   * with its stack trace per request is what it would cost.
+   */
+  function openError(backend: DecisionBackend, failure: FailureClass): GatehouseError {
+    let byFailure = openErrors.get(backend)
+    if (byFailure === undefined) {
+      byFailure = {}
+      openErrors.set(backend, byFailure)
+    }
+    byFailure[failure] ??= GatehouseError.backend(failure, `${backend.name} is not called while its circuit breaker is open.`)
+    return byFailure[failure]
   }
 
   /** Records a finished call: its budget, its telemetry, and what it says to the breaker. */
@@ -344,8 +364,11 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
 
   /** In a fan-out, a backend whose own `timeoutMs` is shorter than the budget gets its own, shorter deadline. */
   function callWithinBudget(backend: DecisionBackend, input: DecisionInput, deadline: Budget): MaybePromise<Part> {
+    // A backend deciding in process cannot be interrupted: a deadline of its own would only cost a timer.
     const own =
-      backends.length > 1 && backend.timeoutMs !== undefined && backend.timeoutMs < config.timeoutMs ? backend.timeoutMs : undefined
+      backends.length > 1 && backend.inProcess !== true && backend.timeoutMs !== undefined && backend.timeoutMs < config.timeoutMs
+        ? backend.timeoutMs
+        : undefined
     if (own === undefined) return attempt(backend, input, deadline)
     const shorter = new Deadline(own, deadline instanceof Deadline ? deadline : undefined)
     return Promise.resolve(attempt(backend, input, shorter)).finally(() => shorter.clear())
@@ -635,11 +658,21 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     return (job.inputs[Math.max(index, 0)] ?? job.inputs[0]) as DecisionInput
   }
 
+  /** Every backend either decides in process or sits behind an open breaker. */
+  function decidesInProcessNow(): boolean {
+    let now: number | undefined
+    for (const backend of backends) {
+      if (backend.inProcess === true) continue
+      now ??= performance.now()
+      if (breakers.get(backend)?.isOpen(now) !== true) return false
+    }
+    return true
+  }
+
   function callBackends(job: Job<Native>): MaybePromise<Outcome> {
     // A backend behind an open breaker will not be called: if the rest decide in process,
     // this decision needs no timer either (a vendor outage should not cost the local engine).
-    const local =
-      inProcess || backends.every((backend) => backend.inProcess === true || breakers.get(backend)?.isOpen(performance.now()) === true)
+    const local = inProcess || decidesInProcessNow()
     const deadline: Budget = local ? new InProcessBudget(job.started + config.timeoutMs) : new Deadline(config.timeoutMs)
     const stopListening = local ? noop : job.view.onClientGone(() => deadline.abort(ABORT_CLIENT_GONE))
     const calls = new Array<MaybePromise<Part>>(backends.length)

@@ -1,6 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises'
 import { type Dispatcher, Pool } from 'undici'
-import { ABORT_SOURCE, type AbortSource } from './abort.js'
+import { ABORT_SOURCE, AbortSource } from './abort.js'
 import { GatehouseError } from './errors.js'
 import type { DecideContext } from './types.js'
 
@@ -41,11 +41,23 @@ const RETRYABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'UND_ERR
 
 /** The error a backend call ends with when the signal was aborted. */
 export function abortError(reason: unknown, cause?: unknown): GatehouseError {
+  // Without a cause the error says nothing about this request: one made once will do. When
+  // a backend hangs every decision ends here, and an Error per decision costs a stack trace.
+  if (cause === undefined) {
+    if (reason === ABORT_CLIENT_GONE) {
+      clientGoneError ??= new GatehouseError('GH_CLIENT_GONE', 'The client went away before the decision was made.')
+      return clientGoneError
+    }
+    timeoutError ??= GatehouseError.backend('timeout', 'The decision backend did not answer within the deadline.')
+    return timeoutError
+  }
   if (reason === ABORT_CLIENT_GONE) {
     return new GatehouseError('GH_CLIENT_GONE', 'The client went away before the decision was made.', { cause })
   }
   return GatehouseError.backend('timeout', 'The decision backend did not answer within the deadline.', { cause })
 }
+let clientGoneError: GatehouseError | undefined
+let timeoutError: GatehouseError | undefined
 
 function errorCode(error: unknown): string | undefined {
   if (typeof error !== 'object' || error === null) return undefined
@@ -60,13 +72,85 @@ function abortOf(ctx: DecideContext): AbortSource | AbortSignal {
   return typeof source === 'function' ? source.call(ctx) : ctx.signal
 }
 
+/** Calls `listener` once if `signal` aborts; returns a function that stops listening. */
+function onAbort(signal: AbortSource | AbortSignal, listener: () => void): () => void {
+  if (signal instanceof AbortSignal) {
+    signal.addEventListener('abort', listener, { once: true })
+    return () => signal.removeEventListener('abort', listener)
+  }
+  signal.on('abort', listener)
+  return () => signal.removeListener('abort', listener)
+}
+
+interface Waiter {
+  resolve(): void
+}
+
+/**
+ * The connections of one pool, handed out one call at a time. A call waits here, not in
+ * undici's queue, so a decision whose deadline passes while it waits is dropped without a
+ * request ever being sent; and a call already sent is abandoned, not aborted, when its
+ * deadline passes: aborting it would destroy its connection, and against a backend that
+ * hangs every call would then pay for a new TCP connection. An abandoned call finishes in
+ * the background (or at the pool's own timeouts) and gives its connection back.
+ */
+class Connections {
+  readonly #size: number
+  #free: number
+  readonly #waiting: Waiter[] = []
+
+  constructor(size: number) {
+    this.#size = size
+    this.#free = size
+  }
+
+  /** Calls under way, abandoned ones included. */
+  get busy(): number {
+    return this.#size - this.#free
+  }
+
+  /** `undefined` when a connection was free at once; else a promise that rejects if `signal` aborts first. */
+  acquire(signal: AbortSource | AbortSignal): Promise<void> | undefined {
+    if (this.#free > 0) {
+      this.#free--
+      return undefined
+    }
+    if (signal.aborted) return Promise.reject(abortError(signal.reason))
+    return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = {
+        resolve: () => {
+          stop()
+          resolve()
+        },
+      }
+      const stop = onAbort(signal, () => {
+        const index = this.#waiting.indexOf(waiter)
+        if (index >= 0) this.#waiting.splice(index, 1)
+        reject(abortError(signal.reason))
+      })
+      this.#waiting.push(waiter)
+    })
+  }
+
+  release(): void {
+    const next = this.#waiting.shift()
+    if (next === undefined) this.#free++
+    else next.resolve()
+  }
+}
+
+/** How long a call abandoned at its deadline may keep its connection before it is ended. */
+const ABANDONED_CALL_LIMIT_MS = 10_000
+/** How long `close()` lets calls under way finish before it ends their connections. */
+const CLOSE_GRACE_MS = 1000
+
 /**
  * A small HTTP client for decision backends: undici keep-alive pools per origin, the caller's
  * deadline for the whole exchange (connect, headers and every byte of the body), a bounded
  * body, and `ctx.retries` jittered retries on connect errors and 5xx while the deadline leaves room.
  */
 export class Transport {
-  readonly #pools = new Map<string, Dispatcher>()
+  readonly #pools = new Map<string, { pool: Dispatcher; connections: Connections }>()
   readonly #external: Dispatcher | undefined
   readonly #maxResponseSize: number
   readonly #connections: number
@@ -77,26 +161,53 @@ export class Transport {
     this.#connections = options.connections ?? 64
   }
 
-  #dispatcher(origin: string): Dispatcher {
-    if (this.#external) return this.#external
-    let pool = this.#pools.get(origin)
-    if (pool === undefined) {
+  /** Gatehouse's own keep-alive pool for `origin`, with its connections; `undefined` with a dispatcher passed in. */
+  #pool(origin: string): { pool: Dispatcher; connections: Connections } | undefined {
+    if (this.#external) return undefined
+    let entry = this.#pools.get(origin)
+    if (entry === undefined) {
       // undici enforces the size limit as the body streams in, and ends the connection past it.
-      pool = new Pool(origin, {
+      const pool = new Pool(origin, {
         connections: this.#connections,
         keepAliveTimeout: 30_000,
         pipelining: 1,
         maxResponseSize: this.#maxResponseSize,
       })
-      this.#pools.set(origin, pool)
+      entry = { pool, connections: new Connections(this.#connections) }
+      this.#pools.set(origin, entry)
     }
-    return pool
+    return entry
+  }
+
+  // Backends send the same URL and, mostly, the same headers object on every call: what is
+  // derived from them is kept for the last one seen (one comparison, no per-call copies).
+  #lastHeaders: Record<string, string> | undefined
+  #sentHeaders: [Record<string, string>, Record<string, string>] | undefined
+  #lastUrl: URL | undefined
+  #target = { origin: '', path: '' }
+
+  /** The request's headers with Accept, and Content-Type when there is a body. */
+  #headersFor(request: HttpRequest, withBody: boolean): Record<string, string> {
+    if (request.headers !== this.#lastHeaders || this.#sentHeaders === undefined) {
+      const plain = { accept: 'application/json', ...request.headers }
+      this.#sentHeaders = [plain, { ...plain, 'content-type': 'application/json' }]
+      this.#lastHeaders = request.headers
+    }
+    return this.#sentHeaders[withBody ? 1 : 0]
+  }
+
+  /** The URL's origin and path. */
+  #targetOf(url: URL): { origin: string; path: string } {
+    if (url !== this.#lastUrl) {
+      this.#target = { origin: url.origin, path: url.pathname + url.search }
+      this.#lastUrl = url
+    }
+    return this.#target
   }
 
   async request(request: HttpRequest, ctx: DecideContext): Promise<HttpReply> {
     const payload = request.json === undefined ? undefined : JSON.stringify(request.json)
-    const headers: Record<string, string> = { accept: 'application/json', ...request.headers }
-    if (payload !== undefined) headers['content-type'] = 'application/json'
+    const headers = this.#headersFor(request, payload !== undefined)
     const abort = abortOf(ctx)
     let attempt = 0
     for (;;) {
@@ -110,7 +221,9 @@ export class Transport {
         reply.attempts = attempt
         return reply
       } catch (error) {
-        if (abort.aborted) throw abortError(abort.reason, error)
+        // An error that already says the deadline passed (or the client left) is passed on as it is.
+        if (abort.aborted)
+          throw error instanceof GatehouseError && error === abortError(abort.reason) ? error : abortError(abort.reason, error)
         if (error instanceof GatehouseError) throw error
         const code = errorCode(error)
         if (code === 'UND_ERR_RES_EXCEEDED_MAX_SIZE') throw tooLarge(this.#maxResponseSize)
@@ -145,16 +258,53 @@ export class Transport {
     payload: string | undefined,
     signal: AbortSource | AbortSignal,
   ): Promise<HttpReply> {
-    const { url } = request
-    const dispatcher = this.#dispatcher(url.origin)
-    const response = await dispatcher.request({
-      origin: url.origin,
-      path: url.pathname + url.search,
-      method: request.method,
-      headers,
-      body: payload ?? null,
-      signal,
+    const { origin, path } = this.#targetOf(request.url)
+    const own = this.#pool(origin)
+    if (own === undefined) return this.#exchange(this.#external as Dispatcher, origin, path, request, headers, payload, signal)
+    if (signal.aborted) throw abortError(signal.reason)
+    const waiting = own.connections.acquire(signal)
+    if (waiting !== undefined) await waiting
+    // Past the deadline the call is abandoned, not aborted (see Connections), for at most
+    // ABANDONED_CALL_LIMIT_MS: a backend that trickles a reply forever cannot keep its
+    // connection. A client that left is different: nobody needs the answer, so the call ends.
+    const call = new AbortSource()
+    let limit: NodeJS.Timeout | undefined
+    const exchange = this.#exchange(own.pool, origin, path, request, headers, payload, call).finally(() => {
+      clearTimeout(limit)
+      own.connections.release()
     })
+    return new Promise<HttpReply>((resolve, reject) => {
+      const stopListening = onAbort(signal, () => {
+        if (signal.reason === ABORT_CLIENT_GONE) call.abort(signal.reason)
+        else {
+          limit = setTimeout(() => call.abort(signal.reason), ABANDONED_CALL_LIMIT_MS)
+          limit.unref()
+        }
+        reject(abortError(signal.reason))
+      })
+      exchange.then(
+        (reply) => {
+          stopListening()
+          resolve(reply)
+        },
+        (error: unknown) => {
+          stopListening()
+          reject(error)
+        },
+      )
+    })
+  }
+
+  async #exchange(
+    dispatcher: Dispatcher,
+    origin: string,
+    path: string,
+    request: HttpRequest,
+    headers: Record<string, string>,
+    payload: string | undefined,
+    signal: AbortSource | AbortSignal | null,
+  ): Promise<HttpReply> {
+    const response = await dispatcher.request({ origin, path, method: request.method, headers, body: payload ?? null, signal })
     const body = response.body
     try {
       const declared = Number(response.headers['content-length'])
@@ -189,10 +339,26 @@ export class Transport {
     return Buffer.concat(chunks, size).toString('utf8')
   }
 
+  /**
+   * Closes the pools. Calls still under way get a short grace to finish, then their
+   * connections are ended: an abandoned call to a backend that hangs would otherwise hold
+   * `close()` until undici's own timeouts.
+   */
   async close(): Promise<void> {
     const pools = [...this.#pools.values()]
     this.#pools.clear()
-    await Promise.all(pools.map((pool) => pool.close()))
+    await Promise.all(
+      pools.map(async ({ pool, connections }) => {
+        if (connections.busy === 0) return pool.close()
+        let timer: NodeJS.Timeout | undefined
+        const grace = new Promise<false>((resolve) => {
+          timer = setTimeout(resolve, CLOSE_GRACE_MS, false)
+        })
+        const closed = await Promise.race([pool.close().then(() => true), grace])
+        clearTimeout(timer)
+        if (!closed) await pool.destroy()
+      }),
+    )
   }
 }
 

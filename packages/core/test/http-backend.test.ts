@@ -386,6 +386,36 @@ describe('httpBackend deadline', () => {
     expect(elapsed).toBeLessThan(budget + slack)
   })
 
+  it('against a backend that hangs, stops opening connections once the pool is full, and still closes', async () => {
+    const sockets = new Set<unknown>()
+    const server = await serve(() => {})
+    const hanging = createServer((req) => {
+      sockets.add(req.socket)
+      req.resume()
+    })
+    await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve))
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          hanging.close(() => resolve())
+          hanging.closeAllConnections()
+        }),
+    )
+    const gate = gateFor({ ...server, url: `http://127.0.0.1:${(hanging.address() as AddressInfo).port}` }, {}, { timeoutMs: 50, breaker: false })
+    const started = performance.now()
+    // Three waves of 100 decisions: each ends at its deadline, and no wave opens a connection
+    // for every call (aborting calls that were sent would cost one each time).
+    for (let wave = 0; wave < 3; wave++) {
+      const outcomes = await Promise.all(Array.from({ length: 100 }, () => gate.decide(view())))
+      expect(outcomes.every(({ decision }) => decision.source === 'fallback' && decision.reason === 'timeout')).toBe(true)
+    }
+    expect(performance.now() - started).toBeLessThan(3 * (50 + 150))
+    expect(sockets.size).toBeLessThanOrEqual(64)
+    const closing = performance.now()
+    await gate.close()
+    expect(performance.now() - closing).toBeLessThan(2000)
+  })
+
   it("uses the backend's recommended timeoutMs when the gate sets none", async () => {
     const server = await serve(() => {})
     const gate = createGate<null>({ backend: httpBackend({ url: `${server.url}/decide`, timeoutMs: 120 }), logger: recordingLogger() })

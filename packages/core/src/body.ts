@@ -29,6 +29,7 @@ export function onResponseAbandoned(res: ServerResponse, listener: () => void): 
   const onClose = () => {
     if (!res.writableFinished) listener()
   }
-  res.once('close', onClose)
-  return () => res.off('close', onClose)
+  // `on` rather than `once`: 'close' comes once anyway, and `once` wraps every listener.
+  res.on('close', onClose)
+  return () => res.removeListener('close', onClose)
 }

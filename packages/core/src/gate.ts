@@ -14,7 +14,7 @@ import { returnOrigin, returnUrl } from './redirect.js'
 import { challengeRequired, forbidden, isNavigation, pageLocation, redirect } from './respond.js'
 import { checkSetCookie } from './set-cookie.js'
 import { pathOnly } from './skip.js'
-import { createTelemetry, type Telemetry } from './telemetry.js'
+import { createTelemetry, NOOP_END, type Telemetry } from './telemetry.js'
 import { ABORT_CLIENT_GONE, ABORT_TIMEOUT } from './transport.js'
 import type {
   Action,
@@ -307,8 +307,8 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
       return failed(backend, deadline, error)
     }
     if (!isPromiseLike(decided)) return answered(backend, decided, deadline)
-    const settled = deadline.expired === null ? decided : Promise.race([decided, deadline.expired])
-    return Promise.resolve(settled).then(
+    const settled = deadline.expired === null ? Promise.resolve(decided) : Promise.race([decided, deadline.expired])
+    return settled.then(
       (reply) => answered(backend, reply, deadline),
       (error: unknown) => failed(backend, deadline, error),
     )
@@ -591,6 +591,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
 
     const finish = telemetry.startDecision(checkpoint?.event)
     const outcome = decideWithBackends(view, checkpoint, started)
+    if (finish === NOOP_END) return outcome
     if (outcome instanceof Promise) {
       return outcome.then((settled) => {
         finish(settled.decision)
@@ -693,12 +694,19 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
       stopListening()
       return conclude(job, calls as Part[], deadline)
     }
-    return Promise.all(calls)
-      .finally(() => {
+    const waited: Promise<Part[]> = calls.length === 1 ? (calls[0] as Promise<Part>).then((part) => [part]) : Promise.all(calls)
+    return waited.then(
+      (parts) => {
         deadline.clear()
         stopListening()
-      })
-      .then((parts) => conclude(job, parts, deadline))
+        return conclude(job, parts, deadline)
+      },
+      (error: unknown) => {
+        deadline.clear()
+        stopListening()
+        throw error
+      },
+    )
   }
 
   function conclude(job: Job<Native>, parts: Part[], deadline: Budget): MaybePromise<Outcome> {

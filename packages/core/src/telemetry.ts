@@ -38,7 +38,8 @@ interface OtelApi {
   }
 }
 
-const NOOP_END = (_decision: Decision): void => {}
+/** What `startDecision` returns while telemetry is off: callers may skip calling it. */
+export const NOOP_END = (_decision: Decision): void => {}
 const STATES: BreakerState[] = ['closed', 'open', 'half-open']
 
 function build(api: OtelApi): Telemetry {

@@ -70,16 +70,37 @@ const slot: PropertyDescriptor = {
   },
 }
 
-function prepareSlot(req: GuardRequest): void {
-  let proto: unknown = Object.getPrototypeOf(req)
-  while (proto !== null && typeof proto === 'object') {
-    const parent: unknown = Object.getPrototypeOf(proto)
+/** The prototype seen last, and whether `req.gatehouse` is the accessor on its chain (an app has one). */
+let lastPrototype: unknown
+let lastHasSlot = false
+
+/** Installs the accessor on the request's chain once; says whether the chain has it. */
+function hasSlot(req: GuardRequest): boolean {
+  const prototype: unknown = Object.getPrototypeOf(req)
+  if (prototype === lastPrototype) return lastHasSlot
+  let found = false
+  let candidate: unknown = prototype
+  while (candidate !== null && typeof candidate === 'object' && candidate !== IncomingMessage.prototype) {
+    const parent: unknown = Object.getPrototypeOf(candidate)
     if (parent === IncomingMessage.prototype) {
-      if (proto !== IncomingMessage.prototype && !Object.hasOwn(proto, 'gatehouse')) Object.defineProperty(proto, 'gatehouse', slot)
-      return
+      if (!Object.hasOwn(candidate, 'gatehouse')) Object.defineProperty(candidate, 'gatehouse', slot)
+      found = Object.getOwnPropertyDescriptor(candidate, 'gatehouse')?.set === slot.set
+      break
     }
-    proto = parent
+    candidate = parent
   }
+  lastPrototype = prototype
+  lastHasSlot = found
+  return found
+}
+
+/**
+ * Sets `req.gatehouse`. Every property read or write on an Express request misses V8's caches
+ * (each request has a hidden class of its own), so the WeakMap is written directly.
+ */
+function record(req: GuardRequest, decision: Decision): void {
+  if (hasSlot(req) && !Object.hasOwn(req, 'gatehouse')) decisions.set(req, decision)
+  else req.gatehouse = decision
 }
 
 /** What the core reads of an Express request: one object per request, methods on the prototype. */
@@ -90,17 +111,21 @@ class ExpressView implements RequestView<GuardRequest> {
   readonly headers: IncomingHttpHeaders
   readonly remoteAddress: string | undefined
   readonly encrypted: boolean
-  readonly body: unknown
   readonly #res: ServerResponse
+  // Reads of `req` are few on purpose: each one misses V8's caches (see `record`).
   constructor(req: GuardRequest, res: ServerResponse) {
     this.native = req
     this.method = req.method ?? 'GET'
     this.url = req.originalUrl ?? req.url ?? '/'
     this.headers = req.headers
-    this.remoteAddress = req.socket.remoteAddress
-    this.encrypted = (req.socket as TLSSocket).encrypted === true
-    this.body = req.body
+    const socket = req.socket as TLSSocket
+    this.remoteAddress = socket.remoteAddress
+    this.encrypted = socket.encrypted === true
     this.#res = res
+  }
+  /** The parsed body, read only by checkpoints and the challenge form. */
+  get body(): unknown {
+    return this.native.body
   }
   /** Express's compiled `trust proxy` setting; read only when Gatehouse has no `trustProxy` of its own. */
   get frameworkTrust(): TrustFunction | undefined {
@@ -143,8 +168,7 @@ function write(action: Action, decision: Decision, res: ServerResponse): void {
 /** Carries out an outcome. Express's `next` is called at most once, and never from inside a try. */
 function apply(outcome: Outcome, req: GuardRequest, res: ServerResponse, next: NextFunction): void {
   const { decision, action } = outcome
-  if (!('gatehouse' in req)) prepareSlot(req)
-  req.gatehouse = decision
+  record(req, decision)
   if (action.type === 'none') return
   try {
     write(action, decision, res)

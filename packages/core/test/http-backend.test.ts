@@ -401,7 +401,11 @@ describe('httpBackend deadline', () => {
           hanging.closeAllConnections()
         }),
     )
-    const gate = gateFor({ ...server, url: `http://127.0.0.1:${(hanging.address() as AddressInfo).port}` }, {}, { timeoutMs: 50, breaker: false })
+    const gate = gateFor(
+      { ...server, url: `http://127.0.0.1:${(hanging.address() as AddressInfo).port}` },
+      {},
+      { timeoutMs: 50, breaker: false },
+    )
     const started = performance.now()
     // Three waves of 100 decisions: each ends at its deadline, and no wave opens a connection
     // for every call (aborting calls that were sent would cost one each time).

@@ -141,6 +141,52 @@ class Connections {
 
 /** How long a call abandoned at its deadline may keep its connection before it is ended. */
 const ABANDONED_CALL_LIMIT_MS = 10_000
+
+/**
+ * One exchange on a connection of Gatehouse's own pool. Past the decision's deadline the call
+ * is abandoned, not aborted (see Connections), for at most ABANDONED_CALL_LIMIT_MS: a backend
+ * that trickles a reply forever cannot keep its connection. A client that left is different:
+ * nobody needs the answer, so the call ends at once.
+ */
+class Call {
+  /** What undici listens to: aborted only when the client leaves or the limit passes. */
+  readonly source = new AbortSource()
+  readonly #decision: AbortSource | AbortSignal
+  readonly #connections: Connections
+  readonly #stopListening: () => void
+  #limit: NodeJS.Timeout | undefined
+
+  constructor(decision: AbortSource | AbortSignal, connections: Connections) {
+    this.#decision = decision
+    this.#connections = connections
+    this.#stopListening = onAbort(decision, () => this.#decisionAborted())
+  }
+
+  #decisionAborted(): void {
+    const reason = this.#decision.reason
+    if (reason === ABORT_CLIENT_GONE) this.source.abort(reason)
+    else {
+      this.#limit = setTimeout(() => this.source.abort(reason), ABANDONED_CALL_LIMIT_MS)
+      this.#limit.unref()
+    }
+  }
+
+  #end(): void {
+    this.#stopListening()
+    clearTimeout(this.#limit)
+    this.#connections.release()
+  }
+
+  readonly ended = (reply: HttpReply): HttpReply => {
+    this.#end()
+    return reply
+  }
+
+  readonly failed = (error: unknown): never => {
+    this.#end()
+    throw error
+  }
+}
 /** How long `close()` lets calls under way finish before it ends their connections. */
 const CLOSE_GRACE_MS = 1000
 
@@ -252,7 +298,7 @@ export class Transport {
     }
   }
 
-  async #once(
+  #once(
     request: HttpRequest,
     headers: Record<string, string>,
     payload: string | undefined,
@@ -261,27 +307,30 @@ export class Transport {
     const { origin, path } = this.#targetOf(request.url)
     const own = this.#pool(origin)
     if (own === undefined) return this.#exchange(this.#external as Dispatcher, origin, path, request, headers, payload, signal)
-    if (signal.aborted) throw abortError(signal.reason)
+    if (signal.aborted) return Promise.reject(abortError(signal.reason))
     const waiting = own.connections.acquire(signal)
-    if (waiting !== undefined) await waiting
-    // Past the deadline the call is abandoned, not aborted (see Connections), for at most
-    // ABANDONED_CALL_LIMIT_MS: a backend that trickles a reply forever cannot keep its
-    // connection. A client that left is different: nobody needs the answer, so the call ends.
-    const call = new AbortSource()
-    let limit: NodeJS.Timeout | undefined
-    const exchange = this.#exchange(own.pool, origin, path, request, headers, payload, call).finally(() => {
-      clearTimeout(limit)
-      own.connections.release()
-    })
+    if (waiting === undefined) return this.#send(own, origin, path, request, headers, payload, signal)
+    return waiting.then(() => this.#send(own, origin, path, request, headers, payload, signal))
+  }
+
+  /** Sends on a connection already taken from `own`; gives it back when the exchange ends. */
+  #send(
+    own: { pool: Dispatcher; connections: Connections },
+    origin: string,
+    path: string,
+    request: HttpRequest,
+    headers: Record<string, string>,
+    payload: string | undefined,
+    signal: AbortSource | AbortSignal,
+  ): Promise<HttpReply> {
+    const call = new Call(signal, own.connections)
+    const exchange = this.#exchange(own.pool, origin, path, request, headers, payload, call.source).then(call.ended, call.failed)
+    // The gate hands its own contexts an AbortSource and races the deadline itself: the
+    // exchange goes back as it is. A caller's own AbortSignal gets a promise that rejects
+    // the moment the signal aborts, while the call goes on in the background.
+    if (signal instanceof AbortSource) return exchange
     return new Promise<HttpReply>((resolve, reject) => {
-      const stopListening = onAbort(signal, () => {
-        if (signal.reason === ABORT_CLIENT_GONE) call.abort(signal.reason)
-        else {
-          limit = setTimeout(() => call.abort(signal.reason), ABANDONED_CALL_LIMIT_MS)
-          limit.unref()
-        }
-        reject(abortError(signal.reason))
-      })
+      const stopListening = onAbort(signal, () => reject(abortError(signal.reason)))
       exchange.then(
         (reply) => {
           stopListening()

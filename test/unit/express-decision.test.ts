@@ -82,6 +82,48 @@ describe.each(['express-4', 'express-5'])('req.gatehouse on %s', (version) => {
     expect((await request(app).get('/page').set(browser)).body).toEqual({ reason: 'rewritten' })
     expect((await request(app).get('/open').set(browser)).body).toEqual({ has: false })
   })
+
+  it("follows each app's own `trust proxy`, across apps and sub-apps taking turns", async () => {
+    const express = await load()
+    // Echoes the client IP Gatehouse resolved, so each answer shows which trust was applied.
+    const echo = {
+      name: 'echo',
+      inProcess: true,
+      decide: (input: { ip: string | null }) => ({ verdict: 'allow' as const, signals: { ip: input.ip } }),
+    }
+    const shared = guard({ logger: quiet, backend: echo })
+    const route = (req: Req, res: import('express').Response) => {
+      res.json({ ip: req.gatehouse?.signals.ip ?? null })
+    }
+    const trusting = express()
+    trusting.set('trust proxy', 1)
+    trusting.use(shared)
+    trusting.get('/ip', route)
+    const plain = express()
+    plain.use(shared)
+    plain.get('/ip', route)
+    // A sub-app that trusts one proxy, mounted in an app that trusts none, with its own guard.
+    const parent = express()
+    const sub = express()
+    sub.set('trust proxy', 1)
+    sub.use(guard({ logger: quiet, backend: echo }))
+    sub.get('/ip', route)
+    parent.use('/sub', sub)
+    parent.use(shared)
+    parent.get('/ip', route)
+
+    const forwarded = { ...browser, 'x-forwarded-for': '203.0.113.7' }
+    const ipOf = async (app: import('express').Express, path: string) => (await request(app).get(path).set(forwarded)).body.ip
+    for (let turn = 0; turn < 2; turn++) {
+      expect(await ipOf(trusting, '/ip')).toBe('203.0.113.7')
+      expect(await ipOf(plain, '/ip')).toMatch(/127\.0\.0\.1$/)
+      expect(await ipOf(parent, '/sub/ip')).toBe('203.0.113.7')
+      expect(await ipOf(parent, '/ip')).toMatch(/127\.0\.0\.1$/)
+    }
+    // A setting changed while the app runs applies to the next request.
+    plain.set('trust proxy', 1)
+    expect(await ipOf(plain, '/ip')).toBe('203.0.113.7')
+  })
 })
 
 describe('req.gatehouse without Express', () => {

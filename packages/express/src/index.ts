@@ -103,6 +103,27 @@ function record(req: GuardRequest, decision: Decision): void {
   else req.gatehouse = decision
 }
 
+type ExpressApp = NonNullable<GuardRequest['app']>
+
+/** The request prototype seen last, and the app it belongs to. */
+let lastAppPrototype: unknown
+let lastApp: ExpressApp | undefined
+
+/**
+ * The app handling `req`. Express keeps it on the request's prototype (each app's own
+ * `request` object, which owns an `app`), so it is looked up once per prototype rather than
+ * read from every request (see `record` for why reads of `req` cost). Any other request is
+ * read directly.
+ */
+function appOf(req: GuardRequest): ExpressApp | undefined {
+  const prototype: unknown = Object.getPrototypeOf(req)
+  if (prototype === lastAppPrototype) return lastApp
+  if (prototype === null || typeof prototype !== 'object' || !Object.hasOwn(prototype, 'app')) return req.app
+  lastAppPrototype = prototype
+  lastApp = (prototype as { app?: ExpressApp }).app
+  return lastApp
+}
+
 /** What the core reads of an Express request: one object per request, methods on the prototype. */
 class ExpressView implements RequestView<GuardRequest> {
   readonly native: GuardRequest
@@ -130,7 +151,7 @@ class ExpressView implements RequestView<GuardRequest> {
   /** Express's compiled `trust proxy` setting; read only when Gatehouse has no `trustProxy` of its own. */
   get frameworkTrust(): TrustFunction | undefined {
     // `settings` inherits from a mounting app's, as `app.get()` would read it, without the call.
-    const app = this.native.app
+    const app = appOf(this.native)
     const trust = app?.settings === undefined ? app?.get('trust proxy fn') : app.settings['trust proxy fn']
     return typeof trust === 'function' ? (trust as TrustFunction) : undefined
   }
@@ -195,12 +216,14 @@ function handler(gate: Gate<GuardRequest>, checkpoint: CompiledCheckpoint<GuardR
       advanced = true
       next(error)
     }
-    outcome
-      .then((settled) => apply(settled, req, res, proceed))
-      .catch((error: unknown) => {
+    void outcome.then((settled) => {
+      try {
+        apply(settled, req, res, proceed)
+      } catch (error) {
         // Only reached if Express's own `next` threw; hand it on once, if nothing was sent.
         if (!res.headersSent) proceed(error)
-      })
+      }
+    })
   }
 }
 

@@ -694,19 +694,19 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
       stopListening()
       return conclude(job, calls as Part[], deadline)
     }
-    const waited: Promise<Part[]> = calls.length === 1 ? (calls[0] as Promise<Part>).then((part) => [part]) : Promise.all(calls)
-    return waited.then(
-      (parts) => {
-        deadline.clear()
-        stopListening()
-        return conclude(job, parts, deadline)
-      },
-      (error: unknown) => {
-        deadline.clear()
-        stopListening()
-        throw error
-      },
-    )
+    const done = (parts: Part[]): MaybePromise<Outcome> => {
+      deadline.clear()
+      stopListening()
+      return conclude(job, parts, deadline)
+    }
+    const failed = (error: unknown): never => {
+      deadline.clear()
+      stopListening()
+      throw error
+    }
+    // One backend: its part goes straight on, without an array promise in between.
+    if (calls.length === 1) return (calls[0] as Promise<Part>).then((part) => done([part]), failed)
+    return Promise.all(calls).then(done, failed)
   }
 
   function conclude(job: Job<Native>, parts: Part[], deadline: Budget): MaybePromise<Outcome> {

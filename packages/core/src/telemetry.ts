@@ -91,10 +91,59 @@ function build(api: OtelApi): Telemetry {
   }
 }
 
+/** The parts of the installed `@opentelemetry/api` module that say whether an SDK is registered. */
+interface InstalledApi extends OtelApi {
+  trace: OtelApi['trace'] & { getTracerProvider?(): unknown }
+  ProxyTracerProvider?: new () => { getDelegate(): unknown }
+  createNoopMeter?(): unknown
+}
+
+/**
+ * Whether an OpenTelemetry SDK has registered a tracer or meter provider. Until one does,
+ * the API answers with no-op providers, and calling them still costs a decision several
+ * microseconds (a span object, attribute objects, a context lookup) for nothing.
+ */
+function sdkRegistered(api: InstalledApi): boolean {
+  const Proxy = api.ProxyTracerProvider
+  const provider = api.trace.getTracerProvider?.()
+  // The API hands out one ProxyTracerProvider; an SDK registers itself as its delegate.
+  const tracing =
+    Proxy === undefined ||
+    !(provider instanceof Proxy) ||
+    (provider as { getDelegate(): unknown }).getDelegate() !== new Proxy().getDelegate()
+  const metering = api.createNoopMeter === undefined || api.metrics.getMeter('gatehouse') !== api.createNoopMeter()
+  return tracing || metering
+}
+
+/** Calls between two looks for an SDK registered after `@opentelemetry/api` loaded. */
+const SDK_CHECK_INTERVAL = 1024
+
+/**
+ * Telemetry through the installed API, switched on once an SDK is registered: at the first
+ * call, then every {@link SDK_CHECK_INTERVAL} calls until one is. An SDK registered when the
+ * process starts is seen by the first decision; one registered later, soon after.
+ */
+function whenRegistered(api: InstalledApi): Telemetry {
+  let active: Telemetry | undefined
+  let untilCheck = 0
+  const current = (): Telemetry | undefined => {
+    if (active !== undefined || untilCheck-- > 0) return active
+    untilCheck = SDK_CHECK_INTERVAL
+    if (sdkRegistered(api)) active = build(api)
+    return active
+  }
+  return {
+    startDecision: (event) => current()?.startDecision(event) ?? NOOP_END,
+    backendCall: (backend, duration, outcome) => current()?.backendCall(backend, duration, outcome),
+    breakerChanged: (backend, state) => current()?.breakerChanged(backend, state),
+  }
+}
+
 /**
  * Telemetry that starts as a no-op and switches to OpenTelemetry once `@opentelemetry/api`
- * has loaded (asynchronously, so ESM and CJS builds behave alike). `api` may be passed in
- * directly (tests, or an app bundling its own copy); `null` keeps it off.
+ * has loaded (asynchronously, so ESM and CJS builds behave alike) and an SDK is registered
+ * with it. `api` may be passed in directly (tests, or an app bundling its own copy) and is
+ * then used as it is; `null` keeps it off.
  */
 export function createTelemetry(api: unknown): Telemetry {
   // `null`: telemetry switched off.
@@ -102,7 +151,10 @@ export function createTelemetry(api: unknown): Telemetry {
   if (api === undefined) {
     import('@opentelemetry/api')
       .then((loaded) => {
-        active = build(((loaded as { default?: unknown }).default ?? loaded) as OtelApi)
+        // The module's own named exports, where they exist: its ESM `default` carries only
+        // the five API objects, not the classes the SDK check needs.
+        const named = loaded as Partial<InstalledApi> & { default?: unknown }
+        active = whenRegistered((named.trace === undefined ? named.default : named) as InstalledApi)
       })
       .catch(() => {
         // Not installed: telemetry stays off.

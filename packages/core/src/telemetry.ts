@@ -104,13 +104,13 @@ interface InstalledApi extends OtelApi {
  * microseconds (a span object, attribute objects, a context lookup) for nothing.
  */
 function sdkRegistered(api: InstalledApi): boolean {
-  const Proxy = api.ProxyTracerProvider
+  const ProxyProvider = api.ProxyTracerProvider
   const provider = api.trace.getTracerProvider?.()
   // The API hands out one ProxyTracerProvider; an SDK registers itself as its delegate.
   const tracing =
-    Proxy === undefined ||
-    !(provider instanceof Proxy) ||
-    (provider as { getDelegate(): unknown }).getDelegate() !== new Proxy().getDelegate()
+    ProxyProvider === undefined ||
+    !(provider instanceof ProxyProvider) ||
+    (provider as { getDelegate(): unknown }).getDelegate() !== new ProxyProvider().getDelegate()
   const metering = api.createNoopMeter === undefined || api.metrics.getMeter('gatehouse') !== api.createNoopMeter()
   return tracing || metering
 }

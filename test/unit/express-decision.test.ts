@@ -5,7 +5,7 @@
  * every app and sub-app, it can be reassigned, and requests never share one.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import { type Decision, localPolicies } from '@gatehouse/core'
+import { type Decision, type DecisionBackend, localPolicies } from '@gatehouse/core'
 import { type GuardRequest, guard } from '@gatehouse/express'
 import request from 'supertest'
 import { describe, expect, it } from 'vitest'
@@ -86,10 +86,10 @@ describe.each(['express-4', 'express-5'])('req.gatehouse on %s', (version) => {
   it("follows each app's own `trust proxy`, across apps and sub-apps taking turns", async () => {
     const express = await load()
     // Echoes the client IP Gatehouse resolved, so each answer shows which trust was applied.
-    const echo = {
+    const echo: DecisionBackend = {
       name: 'echo',
       inProcess: true,
-      decide: (input: { ip: string | null }) => ({ verdict: 'allow' as const, signals: { ip: input.ip } }),
+      decide: async (input) => ({ verdict: 'allow', signals: { ip: input.ip } }),
     }
     const shared = guard({ logger: quiet, backend: echo })
     const route = (req: Req, res: import('express').Response) => {

@@ -3,7 +3,7 @@
  * `@opentelemetry/api` and reports through it only once an SDK has registered a provider,
  * whether that happened before the first decision or while the app was already serving.
  */
-import { createGate, type Decision, type RequestView } from '@gatehouse/core'
+import { createGate, type Decision, type DecisionBackend, type RequestView } from '@gatehouse/core'
 import * as api from '@opentelemetry/api'
 import { afterEach, describe, expect, it } from 'vitest'
 
@@ -69,7 +69,7 @@ function view(): RequestView<null> {
 }
 
 const quiet = { warn() {}, error() {} }
-const allow = { name: 'rules', inProcess: true, decide: () => ({ verdict: 'allow' as const, reason: 'ok' }) }
+const allow: DecisionBackend = { name: 'rules', inProcess: true, decide: async () => ({ verdict: 'allow', reason: 'ok' }) }
 
 /** The gate loads the API with a dynamic import: let it settle before the first decision. */
 async function loaded(): Promise<void> {

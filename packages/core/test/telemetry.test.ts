@@ -3,9 +3,10 @@
  * `@opentelemetry/api` and reports through it only once an SDK has registered a provider,
  * whether that happened before the first decision or while the app was already serving.
  */
-import { createGate, type Decision, type DecisionBackend, type RequestView } from '@gatehouse/core'
+import { createGate, type Decision, type DecisionBackend } from '@gatehouse/core'
 import * as api from '@opentelemetry/api'
 import { afterEach, describe, expect, it } from 'vitest'
+import { silent as quiet, view } from './policies-helpers.js'
 
 type Attributes = Record<string, unknown>
 
@@ -52,23 +53,6 @@ function recordingProviders() {
   return { tracerProvider, meterProvider, spans, counts }
 }
 
-function view(): RequestView<null> {
-  return {
-    native: null,
-    method: 'GET',
-    url: '/',
-    headers: { host: 'site.example', 'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) Chrome/140.0', accept: 'text/html' },
-    remoteAddress: '203.0.113.9',
-    encrypted: false,
-    frameworkTrust: undefined,
-    body: undefined,
-    responded: () => false,
-    readBody: async () => null,
-    onClientGone: () => () => {},
-  }
-}
-
-const quiet = { warn() {}, error() {} }
 const allow: DecisionBackend = { name: 'rules', inProcess: true, decide: async () => ({ verdict: 'allow', reason: 'ok' }) }
 
 /** The gate loads the API with a dynamic import: let it settle before the first decision. */

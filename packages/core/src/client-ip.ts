@@ -63,10 +63,25 @@ export function normalizeIp(raw: string | undefined): string | null {
   const zone = text.indexOf('%')
   if (zone >= 0) text = text.slice(0, zone)
   if (isIPv4(text)) return text
+  // A server listening on "::" (Node's default) sees every IPv4 client as "::ffff:a.b.c.d":
+  // that form is folded here, where the IPv6 parser would take ~2.5 µs a request.
+  if (text.startsWith('::ffff:') || text.startsWith('::FFFF:')) {
+    const mapped = text.slice(7)
+    if (isIPv4(mapped)) return mapped
+  }
+  // A keep-alive connection hands the same address over on every request.
+  if (text === lastIPv6) return lastCanonicalIPv6
   if (!isIPv6(text)) return null
   const parsed = ipaddr.IPv6.parse(text)
-  return parsed.isIPv4MappedAddress() ? parsed.toIPv4Address().toString() : parsed.toString()
+  const canonical = parsed.isIPv4MappedAddress() ? parsed.toIPv4Address().toString() : parsed.toString()
+  lastIPv6 = text
+  lastCanonicalIPv6 = canonical
+  return canonical
 }
+
+/** The IPv6 text parsed last, and its canonical form. */
+let lastIPv6: string | undefined
+let lastCanonicalIPv6 = ''
 
 export interface ClientIpHeaders {
   'x-forwarded-for'?: string | string[] | undefined

@@ -38,10 +38,29 @@ describe('normalizeIp', () => {
 
   it.each([
     ['::ffff:1.2.3.4', '1.2.3.4'],
+    ['::FFFF:1.2.3.4', '1.2.3.4'],
+    ['::FfFf:1.2.3.4', '1.2.3.4'],
     ['::FFFF:7f00:1', '127.0.0.1'],
     ['[::ffff:10.0.0.7]:443', '10.0.0.7'],
+    ['0:0:0:0:0:ffff:1.2.3.4', '1.2.3.4'],
   ])('folds IPv4-mapped IPv6 %j to %j', (raw, expected) => {
     expect(normalizeIp(raw)).toBe(expected)
+  })
+
+  it.each(['::ffff:01.2.3.4', '::ffff:256.1.1.1', '::ffff:1.2.3', '::ffff:', '::ffff:1.2.3.4.5'])(
+    'refuses the mapped form with a bad IPv4 part %j',
+    (raw) => {
+      expect(normalizeIp(raw)).toBeNull()
+    },
+  )
+
+  it('answers the same address the same way when asked again, and a new one anew', () => {
+    for (let round = 0; round < 2; round++) {
+      expect(normalizeIp('2001:DB8:0:0:0:0:0:5')).toBe('2001:db8::5')
+      expect(normalizeIp('2001:DB8:0:0:0:0:0:5')).toBe('2001:db8::5')
+      expect(normalizeIp('2001:db8::6')).toBe('2001:db8::6')
+      expect(normalizeIp('not-an-ip')).toBeNull()
+    }
   })
 
   const garbage = [

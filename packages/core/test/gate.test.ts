@@ -389,6 +389,41 @@ describe('decideNow: the outcome in the same tick when nothing waits', () => {
     expect((await remote).decision).toMatchObject({ verdict: 'deny', reason: 'remote' })
   })
 
+  it('measures a same-tick decision from its own start, also when a breaker is open', async () => {
+    const elapsedSince = (start: number) => performance.now() - start
+    const gate = createGate<null>({ logger: recordingLogger() })
+    await gate.decide(view())
+    const start = performance.now()
+    const quick = gate.decideNow(view())
+    expect(quick).not.toBeInstanceOf(Promise)
+    const latency = (quick as Awaited<typeof quick>).decision.latencyMs
+    expect(latency).toBeGreaterThanOrEqual(0)
+    expect(latency).toBeLessThanOrEqual(elapsedSince(start))
+
+    // The breaker opens on the first failure; the next decision skips the call in the same tick.
+    const failing: DecisionBackend = {
+      name: 'down',
+      inProcess: true,
+      decide: () => {
+        throw new Error('down')
+      },
+    }
+    const broken = createGate<null>({
+      logger: recordingLogger(),
+      backend: failing,
+      breaker: { consecutiveFailures: 1, cooldownMs: 60_000 },
+    })
+    await broken.decide(view())
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    const before = performance.now()
+    const open = broken.decideNow(view())
+    expect(open).not.toBeInstanceOf(Promise)
+    const decision = (open as Awaited<typeof open>).decision
+    expect(decision.reason).toBe('circuit_open')
+    expect(decision.latencyMs).toBeGreaterThanOrEqual(0)
+    expect(decision.latencyMs).toBeLessThanOrEqual(elapsedSince(before))
+  })
+
   it('calls a wrapper that replaces the local engine’s decide, not the engine behind it', async () => {
     const engine = localPolicies({ logger: recordingLogger() })
     const seen: Array<string | null> = []

@@ -179,6 +179,15 @@ export function resolveHost(headers: ClientIpHeaders, peerTrusted: boolean): str
   const forwarded = peerTrusted ? firstForwarded(headers['x-forwarded-host']) : undefined
   const raw = forwarded || firstForwarded(headers.host)
   if (raw === undefined || raw.length === 0 || raw.length > 260) return null
+  // Most requests to a site name the same host: the last one checked is remembered.
+  if (raw === lastHostRaw) return lastHost
   const host = raw.toLowerCase()
-  return HOST_NAME.test(host) || HOST_IPV6.test(host) ? host : null
+  const valid = HOST_NAME.test(host) || HOST_IPV6.test(host) ? host : null
+  lastHostRaw = raw
+  lastHost = valid
+  return valid
 }
+
+/** The Host value checked last, and what it resolved to. */
+let lastHostRaw: string | undefined
+let lastHost: string | null = null

@@ -129,7 +129,8 @@ function cookieHeader(headers: IncomingHttpHeaders): string | undefined {
   const direct = headers.cookie
   if (direct !== undefined) return direct
   for (const key in headers) {
-    if (lowerAscii(key) === 'cookie') {
+    // Most requests carry no cookie: compare lengths before folding case.
+    if (key.length === 6 && lowerAscii(key) === 'cookie') {
       const value = headers[key]
       return Array.isArray(value) ? value.join('; ') : value
     }

@@ -1,4 +1,12 @@
-import { compileTrust, GatehouseError, normalizeIp, resolveClientIp, type TrustFunction, type TrustProxy } from '@gatehouse/core'
+import {
+  compileTrust,
+  GatehouseError,
+  normalizeIp,
+  resolveClientIp,
+  resolveHost,
+  type TrustFunction,
+  type TrustProxy,
+} from '@gatehouse/core'
 import { describe, expect, it } from 'vitest'
 
 function expectInvalidOption(run: () => unknown, option: string): void {
@@ -294,5 +302,26 @@ describe('resolveClientIp', () => {
     it('falls back to X-Forwarded-For when the trusted peer did not send it', () => {
       expect(resolveClientIp('127.0.0.1', { 'x-forwarded-for': '203.0.113.9' }, compileTrust('loopback'), header).ip).toBe('203.0.113.9')
     })
+  })
+})
+
+describe('resolveHost', () => {
+  it('lowercases a valid host and refuses anything else, the same way on every call', () => {
+    for (let round = 0; round < 2; round++) {
+      expect(resolveHost({ host: 'Shop.Example:8443' }, false)).toBe('shop.example:8443')
+      expect(resolveHost({ host: 'Shop.Example:8443' }, false)).toBe('shop.example:8443')
+      expect(resolveHost({ host: 'bad host' }, false)).toBeNull()
+      expect(resolveHost({ host: 'bad host' }, false)).toBeNull()
+      expect(resolveHost({ host: '[2001:DB8::1]:443' }, false)).toBe('[2001:db8::1]:443')
+      expect(resolveHost({ host: 'evil.example\r\nx: y' }, false)).toBeNull()
+      expect(resolveHost({}, false)).toBeNull()
+    }
+  })
+
+  it('reads X-Forwarded-Host only from a trusted proxy', () => {
+    const headers = { host: 'internal:8080', 'x-forwarded-host': 'Shop.Example, other.example' }
+    expect(resolveHost(headers, true)).toBe('shop.example')
+    expect(resolveHost(headers, false)).toBe('internal:8080')
+    expect(resolveHost(headers, true)).toBe('shop.example')
   })
 })

@@ -236,6 +236,14 @@ describe('the default rules', () => {
     expect(await judge(defaults(), { headers })).toEqual(['challenge', 'browser-headers-missing'])
   })
 
+  it('ask for the browser headers only of a user agent that claims a browser', async () => {
+    const { 'accept-language': _language, ...withoutLanguage } = BROWSER_HEADERS
+    expect(await judge(defaults(), { headers: { ...BROWSER_HEADERS, accept: '  ' } })).toEqual(['challenge', 'browser-headers-missing'])
+    expect(await judge(defaults(), { headers: { ...withoutLanguage, 'user-agent': 'StatusMonitor/2.1' } })).toEqual(['allow', null])
+    expect(await judge(defaults(), { headers: { accept: 'text/html' } })).toEqual(['allow', null])
+    expect(await judge(defaults(), { headers: BROWSER_HEADERS })).toEqual(['allow', null])
+  })
+
   it('never deny a plain browser, even one looking at many pages', async () => {
     const backend = defaults()
     for (let index = 0; index < 100; index++) expect((await judge(backend, { path: `/p/${index}` }))[0]).toBe('allow')

@@ -32,9 +32,11 @@ export function isNavigation(method: string, headers: Readonly<Record<string, st
 
 /** The user agent claims a browser, yet Accept or Accept-Language (sent by every browser) is missing. */
 export function missingBrowserHeaders(headers: Readonly<Record<string, string>>): boolean {
+  // The cheap half first: a request with both headers, as every browser sends, needs no
+  // look at its user agent.
+  if (!blank(headers.accept) && !blank(headers['accept-language'])) return false
   const agent = headers['user-agent']
-  if (agent === undefined || !BROWSER_CLAIM.test(agent)) return false
-  return blank(headers.accept) || blank(headers['accept-language'])
+  return agent !== undefined && BROWSER_CLAIM.test(agent)
 }
 
 /**

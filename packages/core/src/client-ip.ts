@@ -43,6 +43,14 @@ const MAX_ADDRESS_LENGTH = 80
  * (`01.2.3.4` and `0x7f.1` are rejected rather than guessed at).
  */
 export function normalizeIp(raw: string | undefined): string | null {
+  if (raw === lastRaw) return lastNormalized
+  const normalized = normalize(raw)
+  lastRaw = raw
+  lastNormalized = normalized
+  return normalized
+}
+
+function normalize(raw: string | undefined): string | null {
   if (raw === undefined) return null
   let text = raw.trim()
   if (text.length === 0 || text.length > MAX_ADDRESS_LENGTH) return null
@@ -69,19 +77,14 @@ export function normalizeIp(raw: string | undefined): string | null {
     const mapped = text.slice(7)
     if (isIPv4(mapped)) return mapped
   }
-  // A keep-alive connection hands the same address over on every request.
-  if (text === lastIPv6) return lastCanonicalIPv6
   if (!isIPv6(text)) return null
   const parsed = ipaddr.IPv6.parse(text)
-  const canonical = parsed.isIPv4MappedAddress() ? parsed.toIPv4Address().toString() : parsed.toString()
-  lastIPv6 = text
-  lastCanonicalIPv6 = canonical
-  return canonical
+  return parsed.isIPv4MappedAddress() ? parsed.toIPv4Address().toString() : parsed.toString()
 }
 
-/** The IPv6 text parsed last, and its canonical form. */
-let lastIPv6: string | undefined
-let lastCanonicalIPv6 = ''
+/** The address normalized last, and its result: a keep-alive connection hands over the same one on every request. */
+let lastRaw: string | undefined
+let lastNormalized: string | null = null
 
 export interface ClientIpHeaders {
   'x-forwarded-for'?: string | string[] | undefined

@@ -40,6 +40,14 @@ describe('sanitizeHeaders', () => {
     expect(clean).toEqual({ 'x-other': '1' })
   })
 
+  it('drops a header the user lists even when the rules would keep it whole, and one listed later', () => {
+    const sensitive = new Set(['referer'])
+    const headers = { 'user-agent': 'curl/8', referer: 'https://shop.example/account?token=secret' }
+    expect(sanitizeHeaders(headers, sensitive, limits)).toEqual({ 'user-agent': 'curl/8' })
+    sensitive.add('user-agent')
+    expect(sanitizeHeaders(headers, sensitive, limits)).toEqual({})
+  })
+
   it('lowercases names and joins repeated values', () => {
     expect(sanitizeHeaders({ 'X-Custom': 'a', 'x-list': ['1', '2'] }, always, limits)).toEqual({ 'x-custom': 'a', 'x-list': '1, 2' })
   })

@@ -43,21 +43,18 @@ const RETRYABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'UND_ERR
 export function abortError(reason: unknown, cause?: unknown): GatehouseError {
   // Without a cause the error says nothing about this request: one made once will do. When
   // a backend hangs every decision ends here, and an Error per decision costs a stack trace.
-  if (cause === undefined) {
-    if (reason === ABORT_CLIENT_GONE) {
-      clientGoneError ??= new GatehouseError('GH_CLIENT_GONE', 'The client went away before the decision was made.')
-      return clientGoneError
-    }
-    timeoutError ??= GatehouseError.backend('timeout', 'The decision backend did not answer within the deadline.')
-    return timeoutError
-  }
-  if (reason === ABORT_CLIENT_GONE) {
-    return new GatehouseError('GH_CLIENT_GONE', 'The client went away before the decision was made.', { cause })
-  }
-  return GatehouseError.backend('timeout', 'The decision backend did not answer within the deadline.', { cause })
+  if (cause !== undefined) return newAbortError(reason, { cause })
+  if (reason === ABORT_CLIENT_GONE) return (clientGoneError ??= newAbortError(reason))
+  return (timeoutError ??= newAbortError(reason))
 }
 let clientGoneError: GatehouseError | undefined
 let timeoutError: GatehouseError | undefined
+
+function newAbortError(reason: unknown, details?: { cause: unknown }): GatehouseError {
+  if (reason === ABORT_CLIENT_GONE)
+    return new GatehouseError('GH_CLIENT_GONE', 'The client went away before the decision was made.', details)
+  return GatehouseError.backend('timeout', 'The decision backend did not answer within the deadline.', details)
+}
 
 function errorCode(error: unknown): string | undefined {
   if (typeof error !== 'object' || error === null) return undefined
@@ -225,30 +222,11 @@ export class Transport {
     return entry
   }
 
-  // Backends send the same URL and, mostly, the same headers object on every call: what is
-  // derived from them is kept for the last one seen (one comparison, no per-call copies).
-  #lastHeaders: Record<string, string> | undefined
-  #sentHeaders: [Record<string, string>, Record<string, string>] | undefined
-  #lastUrl: URL | undefined
-  #target = { origin: '', path: '' }
-
   /** The request's headers with Accept, and Content-Type when there is a body. */
   #headersFor(request: HttpRequest, withBody: boolean): Record<string, string> {
-    if (request.headers !== this.#lastHeaders || this.#sentHeaders === undefined) {
-      const plain = { accept: 'application/json', ...request.headers }
-      this.#sentHeaders = [plain, { ...plain, 'content-type': 'application/json' }]
-      this.#lastHeaders = request.headers
-    }
-    return this.#sentHeaders[withBody ? 1 : 0]
-  }
-
-  /** The URL's origin and path. */
-  #targetOf(url: URL): { origin: string; path: string } {
-    if (url !== this.#lastUrl) {
-      this.#target = { origin: url.origin, path: url.pathname + url.search }
-      this.#lastUrl = url
-    }
-    return this.#target
+    return withBody
+      ? { accept: 'application/json', ...request.headers, 'content-type': 'application/json' }
+      : { accept: 'application/json', ...request.headers }
   }
 
   async request(request: HttpRequest, ctx: DecideContext): Promise<HttpReply> {
@@ -304,7 +282,10 @@ export class Transport {
     payload: string | undefined,
     signal: AbortSource | AbortSignal,
   ): Promise<HttpReply> {
-    const { origin, path } = this.#targetOf(request.url)
+    // Read from the URL on every call: a caller may change it between calls.
+    const { url } = request
+    const origin = url.origin
+    const path = url.pathname + url.search
     const own = this.#pool(origin)
     if (own === undefined) return this.#exchange(this.#external as Dispatcher, origin, path, request, headers, payload, signal)
     if (signal.aborted) return Promise.reject(abortError(signal.reason))

@@ -9,6 +9,7 @@ import {
   httpBackend,
   type Logger,
   type RequestView,
+  Transport,
 } from '@gatehouse/core'
 import { afterEach, describe, expect, it } from 'vitest'
 
@@ -436,5 +437,26 @@ describe('httpBackend deadline', () => {
     const { decision } = await gateFor(server, {}, { timeoutMs: budget }).decide(view())
     expect(['timeout', 'server']).toContain(decision.reason)
     expect(performance.now() - started).toBeLessThan(budget + slack)
+  })
+})
+
+describe('Transport', () => {
+  it('sends the URL and headers as they are at each call, even when the caller reuses and changes them', async () => {
+    const service = await serve((_req, res) => res.end('{}'))
+    const transport = new Transport()
+    cleanups.push(() => transport.close())
+    const url = new URL(`${service.url}/v1/check?key=first`)
+    const headers: Record<string, string> = { 'x-request-id': 'one' }
+    const ctx = { deadline: performance.now() + 2000, retries: 0, signal: new AbortController().signal }
+    await transport.request({ method: 'POST', url, headers, json: { n: 1 } }, ctx)
+    url.searchParams.set('key', 'second')
+    headers['x-request-id'] = 'two'
+    await transport.request({ method: 'GET', url, headers }, ctx)
+    expect(
+      service.received.map((request) => [request.method, request.url, request.headers['x-request-id'], request.headers['content-type']]),
+    ).toEqual([
+      ['POST', '/v1/check?key=first', 'one', 'application/json'],
+      ['GET', '/v1/check?key=second', 'two', undefined],
+    ])
   })
 })

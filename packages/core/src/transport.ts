@@ -44,8 +44,12 @@ export function abortError(reason: unknown, cause?: unknown): GatehouseError {
   // Without a cause the error says nothing about this request: one made once will do. When
   // a backend hangs every decision ends here, and an Error per decision costs a stack trace.
   if (cause !== undefined) return newAbortError(reason, { cause })
-  if (reason === ABORT_CLIENT_GONE) return (clientGoneError ??= newAbortError(reason))
-  return (timeoutError ??= newAbortError(reason))
+  if (reason === ABORT_CLIENT_GONE) {
+    clientGoneError ??= newAbortError(reason)
+    return clientGoneError
+  }
+  timeoutError ??= newAbortError(reason)
+  return timeoutError
 }
 let clientGoneError: GatehouseError | undefined
 let timeoutError: GatehouseError | undefined

@@ -70,58 +70,56 @@ const slot: PropertyDescriptor = {
   },
 }
 
-/** The prototype seen last, and whether `req.gatehouse` is the accessor on its chain (an app has one). */
-let lastPrototype: unknown
-let lastHasSlot = false
+type ExpressApp = NonNullable<GuardRequest['app']>
 
-/** Installs the accessor on the request's chain once; says whether the chain has it. */
-function hasSlot(req: GuardRequest): boolean {
+/** What Gatehouse needs to know of a request's prototype, worked out once per prototype. */
+interface PrototypeFacts {
+  readonly prototype: unknown
+  /** `req.gatehouse` is the accessor on this chain (an Express app's chain always gets one). */
+  readonly hasSlot: boolean
+  /** The app that owns this prototype (each Express app's own `request` object), if one does. */
+  readonly app: ExpressApp | undefined
+}
+
+/**
+ * The facts of the prototype seen last. Every read of an Express request misses V8's caches
+ * (each request has a hidden class of its own), while its prototype is the same object for
+ * every request of one app: what can be learnt from the prototype is learnt once.
+ */
+let lastFacts: PrototypeFacts = { prototype: undefined, hasSlot: false, app: undefined }
+
+function factsOf(req: GuardRequest): PrototypeFacts {
   const prototype: unknown = Object.getPrototypeOf(req)
-  if (prototype === lastPrototype) return lastHasSlot
-  let found = false
+  if (prototype !== lastFacts.prototype) lastFacts = learn(prototype)
+  return lastFacts
+}
+
+/** Installs the accessor on the chain once, and finds the app that owns the prototype. */
+function learn(prototype: unknown): PrototypeFacts {
+  let hasSlot = false
   let candidate: unknown = prototype
   while (candidate !== null && typeof candidate === 'object' && candidate !== IncomingMessage.prototype) {
     const parent: unknown = Object.getPrototypeOf(candidate)
     if (parent === IncomingMessage.prototype) {
       if (!Object.hasOwn(candidate, 'gatehouse')) Object.defineProperty(candidate, 'gatehouse', slot)
-      found = Object.getOwnPropertyDescriptor(candidate, 'gatehouse')?.set === slot.set
+      hasSlot = Object.getOwnPropertyDescriptor(candidate, 'gatehouse')?.set === slot.set
       break
     }
     candidate = parent
   }
-  lastPrototype = prototype
-  lastHasSlot = found
-  return found
+  const ownsApp = prototype !== null && typeof prototype === 'object' && Object.hasOwn(prototype, 'app')
+  return { prototype, hasSlot, app: ownsApp ? (prototype as { app?: ExpressApp }).app : undefined }
 }
 
-/**
- * Sets `req.gatehouse`. Every property read or write on an Express request misses V8's caches
- * (each request has a hidden class of its own), so the WeakMap is written directly.
- */
+/** Sets `req.gatehouse`: straight into the WeakMap when the accessor is on the request's chain. */
 function record(req: GuardRequest, decision: Decision): void {
-  if (hasSlot(req) && !Object.hasOwn(req, 'gatehouse')) decisions.set(req, decision)
+  if (factsOf(req).hasSlot && !Object.hasOwn(req, 'gatehouse')) decisions.set(req, decision)
   else req.gatehouse = decision
 }
 
-type ExpressApp = NonNullable<GuardRequest['app']>
-
-/** The request prototype seen last, and the app it belongs to. */
-let lastAppPrototype: unknown
-let lastApp: ExpressApp | undefined
-
-/**
- * The app handling `req`. Express keeps it on the request's prototype (each app's own
- * `request` object, which owns an `app`), so it is looked up once per prototype rather than
- * read from every request (see `record` for why reads of `req` cost). Any other request is
- * read directly.
- */
+/** The app handling `req`: the one owning its prototype, else whatever the request carries. */
 function appOf(req: GuardRequest): ExpressApp | undefined {
-  const prototype: unknown = Object.getPrototypeOf(req)
-  if (prototype === lastAppPrototype) return lastApp
-  if (prototype === null || typeof prototype !== 'object' || !Object.hasOwn(prototype, 'app')) return req.app
-  lastAppPrototype = prototype
-  lastApp = (prototype as { app?: ExpressApp }).app
-  return lastApp
+  return factsOf(req).app ?? req.app
 }
 
 /** What the core reads of an Express request: one object per request, methods on the prototype. */

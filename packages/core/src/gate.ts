@@ -708,14 +708,14 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
       stopListening()
       return conclude(job, parts, deadline, performance.now())
     }
-    const failed = (error: unknown): never => {
+    const rethrow = (error: unknown): never => {
       deadline.clear()
       stopListening()
       throw error
     }
     // One backend: its part goes straight on, without an array promise in between.
-    if (calls.length === 1) return (calls[0] as Promise<Part>).then((part) => done([part]), failed)
-    return Promise.all(calls).then(done, failed)
+    if (calls.length === 1) return (calls[0] as Promise<Part>).then((part) => done([part]), rethrow)
+    return Promise.all(calls).then(done, rethrow)
   }
 
   function conclude(job: Job<Native>, parts: Part[], deadline: Budget, ended: number): MaybePromise<Outcome> {

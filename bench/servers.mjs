@@ -107,6 +107,11 @@ const handlers = {
     expressApp((_req, _res, next) => {
       setTimeout(next, 100)
     }),
+  // Below that: Node's own HTTP server waiting 100 ms, no framework at all. What it adds to
+  // 100 ms at p99 is the machine's and the load generator's share alone.
+  'node-wait-100': () => (_req, res) => {
+    setTimeout(() => res.end('hello'), 100)
+  },
   'upstream-fast': () => fastUpstream(),
   'upstream-hanging': () => hangingUpstream(),
 }

@@ -153,6 +153,90 @@ describe('what a backend sees through createGate', () => {
     expect(headers).toEqual(before)
   })
 
+  it('drops credentials on every request, whatever their case, once it has seen their names', async () => {
+    const { backend, inputs } = recorder()
+    const gate = createGate({ backend, logger: silent, sensitiveHeaders: ['x-shop-secret'] })
+    const requests: IncomingHttpHeaders[] = [
+      {
+        authorization: 'Bearer secret-1',
+        'x-shop-secret': 'secret-2',
+        'x-api-key': 'secret-3',
+        'user-agent': 'Mozilla/5.0',
+        'x-other': '1',
+      },
+      {
+        authorization: 'Bearer secret-1',
+        'x-shop-secret': 'secret-2',
+        'x-api-key': 'secret-3',
+        'user-agent': 'Mozilla/5.0',
+        'x-other': '1',
+      },
+      {
+        Authorization: 'Bearer secret-1',
+        'X-Shop-Secret': 'secret-2',
+        'X-API-KEY': 'secret-3',
+        'User-Agent': 'Mozilla/5.0',
+        'X-Other': '1',
+      },
+      {
+        AUTHORIZATION: 'Bearer secret-1',
+        'X-Shop-Secret': 'secret-2',
+        'x-api-key': 'secret-3',
+        'User-Agent': 'Mozilla/5.0',
+        'X-Other': '1',
+      },
+    ]
+    for (const headers of requests) await gate.decide(view(headers))
+    expect(inputs).toHaveLength(4)
+    for (const input of inputs) {
+      expect(input.headers).toEqual({ 'user-agent': 'Mozilla/5.0', 'x-other': '1' })
+      expect(JSON.stringify(input)).not.toContain('secret')
+    }
+  })
+
+  it('still judges every new header name after a flood of names it cannot all remember', async () => {
+    const { backend, inputs } = recorder()
+    const gate = createGate({ backend, logger: silent })
+    // Three requests of 300 made-up names each: far more names than a gate keeps in mind.
+    for (let request = 0; request < 3; request++) {
+      const junk: IncomingHttpHeaders = {}
+      for (let index = 0; index < 300; index++) junk[`x-junk-${request}-${index}`] = 'v'
+      await gate.decide(view(junk))
+    }
+    const fresh: IncomingHttpHeaders = {
+      'x-junk-9-1': 'v',
+      'x-access-token': 'secret-token',
+      'Proxy-Authorization': 'Basic secret',
+      cookie: 'session=secret',
+      'sec-ch-ua-platform': '"Linux"',
+      'user-agent': 'Mozilla/5.0',
+    }
+    // Twice: what the gate makes of these names must hold for the next request too.
+    await gate.decide(view(fresh))
+    await gate.decide(view(fresh))
+    for (const input of inputs.slice(-2)) {
+      expect(input.headers).toEqual({ 'x-junk-9-1': 'v', 'sec-ch-ua-platform': '"Linux"', 'user-agent': 'Mozilla/5.0' })
+      expect(JSON.stringify(input)).not.toContain('secret')
+    }
+  })
+
+  it('applies the count and length caps the same way to a request it has seen before', async () => {
+    const { backend, inputs } = recorder()
+    const gate = createGate({ backend, logger: silent })
+    const headers: IncomingHttpHeaders = {}
+    for (let index = 0; index < 100; index++) headers[`x-h${index}`] = index === 0 ? 'x'.repeat(5000) : 'v'
+    headers['user-agent'] = `Mozilla/5.0 ${'y'.repeat(3000)}`
+    await gate.decide(view(headers))
+    await gate.decide(view(headers))
+    const [first, second] = inputs as [DecisionInput, DecisionInput]
+    expect(second.headers).toEqual(first.headers)
+    expect(Object.keys(first.headers)).toHaveLength(65)
+    expect(first.headers['x-h0']).toHaveLength(1024)
+    expect(first.headers['x-h63']).toBe('v')
+    expect(first.headers['x-h64']).toBeUndefined()
+    expect(first.headers['user-agent']).toHaveLength(3012)
+  })
+
   it('hands a backend the values of the cookies it declared, and only those', async () => {
     const { backend, inputs } = recorder(['trusted_id'])
     const gate = createGate({ backend, logger: silent })

@@ -57,6 +57,12 @@ const STRICTNESS: Record<Verdict, number> = { allow: 0, review: 1, challenge: 2,
 const VERDICTS = new Set<unknown>(Object.keys(STRICTNESS))
 const trustNone: TrustFunction = () => false
 const noop = (): void => {}
+
+/** The decision's calls are over, however they ended: its timer and client-gone listener go. */
+function endCalls(deadline: Budget, stopListening: () => void): void {
+  deadline.clear()
+  stopListening()
+}
 /** Failure classes that say the backend itself is down or slow: only these move the breaker. */
 const OUTAGES: ReadonlySet<FailureClass> = new Set(['timeout', 'network', 'server'])
 
@@ -693,24 +699,20 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
         calls[index] = call
       }
     } catch (error) {
-      deadline.clear()
-      stopListening()
+      endCalls(deadline, stopListening)
       throw error
     }
     if (!waiting) {
-      deadline.clear()
-      stopListening()
+      endCalls(deadline, stopListening)
       // Every call settled in this tick, the last at `settledAt`.
       return conclude(job, calls as Part[], deadline, settledAt)
     }
     const done = (parts: Part[]): MaybePromise<Outcome> => {
-      deadline.clear()
-      stopListening()
+      endCalls(deadline, stopListening)
       return conclude(job, parts, deadline, performance.now())
     }
     const rethrow = (error: unknown): never => {
-      deadline.clear()
-      stopListening()
+      endCalls(deadline, stopListening)
       throw error
     }
     // One backend: its part goes straight on, without an array promise in between.

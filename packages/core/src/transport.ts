@@ -250,8 +250,10 @@ export class Transport {
         return reply
       } catch (error) {
         // An error that already says the deadline passed (or the client left) is passed on as it is.
-        if (abort.aborted)
-          throw error instanceof GatehouseError && error === abortError(abort.reason) ? error : abortError(abort.reason, error)
+        if (abort.aborted) {
+          const aborted = abortError(abort.reason)
+          throw error === aborted ? aborted : abortError(abort.reason, error)
+        }
         if (error instanceof GatehouseError) throw error
         const code = errorCode(error)
         if (code === 'UND_ERR_RES_EXCEEDED_MAX_SIZE') throw tooLarge(this.#maxResponseSize)

@@ -72,7 +72,7 @@ describe(`client IP (${framework})`, () => {
       const response = await request(current.url).get('/').set('X-Forwarded-For', garbage)
       expect(response.status).toBe(200)
       expect(fake.checks()).toHaveLength(0)
-      expect(current.decisions.at(-1)).toMatchObject({ verdict: 'allow', reason: 'no_client_ip', complete: false })
+      expect(current.decisions.at(-1)).toMatchObject({ verdict: 'allow', reason: 'no_client_ip', source: 'fallback' })
     },
   )
 

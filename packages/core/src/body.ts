@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 
 /**
  * Reads a request body of at most `limit` bytes, for the few routes Gatehouse answers
@@ -32,4 +33,14 @@ export function onResponseAbandoned(res: ServerResponse, listener: () => void): 
   // `on` rather than `once`: 'close' comes once anyway, and `once` wraps every listener.
   res.on('close', onClose)
   return () => res.removeListener('close', onClose)
+}
+
+/**
+ * The peer of this socket is gone. A client that sends a whole request and resets the
+ * connection still has its request parsed and routed by Node, but its socket no longer knows
+ * the peer's address. A TCP socket still knows its own port then; a Unix-socket connection
+ * (no peer address ever) does not, so it is not mistaken for a gone client.
+ */
+export function peerGone(socket: Socket): boolean {
+  return socket.destroyed || (socket.remoteAddress === undefined && socket.localPort !== undefined)
 }

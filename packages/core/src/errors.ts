@@ -40,6 +40,11 @@ export interface GatehouseErrorDetails {
   retryAfter?: number
   /** The option or field at fault. */
   option?: string
+  /**
+   * What the decision records as its reason when this failure decides it, instead of the
+   * failure class (e.g. `'no_client_ip'`): the class still picks the `onError` verdict.
+   */
+  reason?: string
 }
 
 export class GatehouseError extends Error {
@@ -49,6 +54,8 @@ export class GatehouseError extends Error {
   readonly vendorCode: string | undefined
   readonly retryAfter: number | undefined
   readonly option: string | undefined
+  /** The decision's reason when this failure decides it; `undefined` means the failure class. */
+  readonly reason: string | undefined
   /** HTTP status for errors handed to the application (Express and Koa error handlers read it). */
   readonly statusCode: number | undefined
   /** Koa shows the message of an exposed error to the client; only set for the client's own mistakes. */
@@ -61,6 +68,7 @@ export class GatehouseError extends Error {
     this.vendorCode = details.vendorCode
     this.retryAfter = details.retryAfter
     this.option = details.option
+    this.reason = details.reason
     this.statusCode = code === 'GH_INVALID_CHECKPOINT' ? 400 : undefined
     this.expose = code === 'GH_INVALID_CHECKPOINT'
   }
@@ -82,6 +90,17 @@ export class GatehouseError extends Error {
  */
 export function invalidCheckpoint(field: string, accepted: string): GatehouseError {
   return new GatehouseError('GH_INVALID_CHECKPOINT', `Invalid checkpoint field \`${field}\`: expected ${accepted}.`, { option: field })
+}
+
+/**
+ * For a backend that cannot judge a request without the client IP when none could be
+ * determined: the decision follows `onError` for `client` failures (as the vendor's own
+ * refusal would), with the reason `no_client_ip`. Never an allow without asking.
+ */
+export function noClientIp(backend: string): GatehouseError {
+  return GatehouseError.backend('client', `${backend} needs the client IP, and none could be determined for this request.`, {
+    reason: 'no_client_ip',
+  })
 }
 
 /** The failure class of anything a backend threw: unknown errors count as `network`. */

@@ -277,7 +277,9 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
   /** A failed call, classified; a refused one is worth one warning about keys and quotas. */
   function failed(backend: DecisionBackend, deadline: Budget, error: unknown): Part {
     const failure = deadline.reason === ABORT_TIMEOUT ? 'timeout' : failureOf(error)
-    if (failure === 'client' && error instanceof GatehouseError) {
+    const reason = error instanceof GatehouseError ? error.reason : undefined
+    // Only a refusal the backend itself sent (it has an HTTP status) says anything about keys and quotas.
+    if (failure === 'client' && error instanceof GatehouseError && error.status !== undefined) {
       warnings.once(
         'GH_WARN_BACKEND_REFUSED',
         `${backend.name} refused Gatehouse's request: ${error.message} Check the backend's key and quota.`,
@@ -288,7 +290,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
       )
     }
     logger.debug?.({ code: 'GH_BACKEND_FAILED', backend: backend.name, failure, err: error }, 'Backend failed; using the fallback.')
-    return { backend, ok: false, failure, error }
+    return reason === undefined ? { backend, ok: false, failure, error } : { backend, ok: false, failure, error, reason }
   }
 
   function answered(backend: DecisionBackend, reply: unknown, deadline: Budget): Part {
@@ -577,6 +579,10 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
   function decide(view: RequestView<Native>, checkpoint: CompiledCheckpoint<Native> | undefined): MaybePromise<Outcome> {
     const started = performance.now()
     const { native } = view
+    // A client that sent a whole request and reset the connection cannot read any answer:
+    // its request is not passed on (it would otherwise be judged without an IP). Monitor
+    // mode changes nothing, so there it is judged like any other.
+    if (view.remoteAddress === undefined && !config.monitor && view.clientGone?.() === true) return clientGone(view, started)
 
     if (checkpoint === undefined) {
       const path = pathOnly(view.url)
@@ -751,6 +757,24 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     if (decision.verdict === 'allow') return { decision, action: NEXT }
     const action = act(decision, view, inputOf(job, decision), job.protocol, checkpoint)
     return action instanceof Promise ? action.then((settled) => ({ decision, action: settled })) : { decision, action }
+  }
+
+  /** The outcome for a client already gone: recorded, nothing written, nothing passed on. */
+  function clientGone(view: RequestView<Native>, started: number): Outcome {
+    const decision: Decision = {
+      verdict: 'deny',
+      wouldBe: 'deny',
+      reason: 'client_gone',
+      source: 'fallback',
+      backend: backends[0]?.name ?? 'none',
+      requestId: null,
+      latencyMs: performance.now() - started,
+      complete: false,
+      signals: {},
+      setCookies: [],
+    }
+    notify(decision, view.native)
+    return { decision, action: NONE }
   }
 
   /** Never throws, never rejects: a bug in Gatehouse must not take the site down. */

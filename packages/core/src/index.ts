@@ -1,4 +1,4 @@
-export { onResponseAbandoned, readRequestBody } from './body.js'
+export { onResponseAbandoned, peerGone, readRequestBody } from './body.js'
 export { type BreakerOptions, type BreakerState, CircuitBreaker, DEFAULT_BREAKER } from './breaker.js'
 export { type CacheOptions, DecisionCache } from './cache.js'
 export {
@@ -16,6 +16,7 @@ export {
   type GatehouseErrorDetails,
   invalidCheckpoint,
   invalidOption,
+  noClientIp,
 } from './errors.js'
 export { createGate, type Gate } from './gate.js'
 export { ALWAYS_SENSITIVE_HEADERS, DEFAULT_SENSITIVE_HEADERS, readCookies, sanitizeHeaders } from './headers.js'

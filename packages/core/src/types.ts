@@ -165,6 +165,12 @@ export interface RequestView<Native = unknown> {
   readBody(limit: number): Promise<string | null>
   /** Calls `listener` if the client goes away; returns a function that stops listening. */
   onClientGone(listener: () => void): () => void
+  /**
+   * The client's connection is already gone: it sent a whole request and reset the
+   * connection before the request was judged. Read only when `remoteAddress` is undefined.
+   * Defaults to "not gone" when absent.
+   */
+  clientGone?(): boolean
 }
 
 /** What an adapter must do with the response. */

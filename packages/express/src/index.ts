@@ -10,6 +10,7 @@ import {
   type GateOptions,
   type Outcome,
   onResponseAbandoned,
+  peerGone,
   type RequestView,
   readRequestBody,
   type TrustFunction,
@@ -158,6 +159,9 @@ class ExpressView implements RequestView<GuardRequest> {
   }
   readBody(limit: number): Promise<string | null> {
     return readRequestBody(this.native, limit)
+  }
+  clientGone(): boolean {
+    return peerGone(this.native.socket)
   }
   onClientGone(listener: () => void): () => void {
     return onResponseAbandoned(this.#res, listener)

@@ -1,4 +1,4 @@
-import { type BackendVerdict, type DecisionBackend, invalidCheckpoint, parseJson, statusError, Transport } from '@gatehouse/core'
+import { type BackendVerdict, type DecisionBackend, invalidCheckpoint, noClientIp, parseJson, statusError, Transport } from '@gatehouse/core'
 import { type IpqsOptions, resolveOptions } from './options.js'
 import { readLookup, toVerdict } from './reply.js'
 import { checkTransaction } from './transaction.js'
@@ -40,7 +40,7 @@ export function ipqs(options: IpqsOptions): DecisionBackend {
           ? config.transaction
           : { ...config.transaction, ...checkTransaction(fromCheckpoint, (field, accepted) => invalidCheckpoint(field, accepted)) }
       // IP reputation needs an IP: without a trustworthy one there is nothing to look up.
-      if (input.ip === null) return { verdict: 'allow', reason: 'no_client_ip', complete: false }
+      if (input.ip === null) throw noClientIp(VENDOR)
 
       const body: Record<string, unknown> = { ...transaction, ...config.parameters, ip: input.ip }
       const userAgent = input.headers['user-agent']

@@ -98,12 +98,12 @@ describe('the lookup call', () => {
     expect(fake.checks()[0]).toEqual({ ip: '203.0.113.9', strictness: 0 })
   })
 
-  it('makes no call and lets the visitor through when there is no usable client IP', async () => {
+  it('makes no call and follows the failure policy when there is no usable client IP', async () => {
     const { decision } = await gateFor({}, { trustProxy: true }).decide(
       view({ remoteAddress: '10.0.0.1', headers: { ...browser, 'x-forwarded-for': 'garbage' } }),
     )
     expect(fake.requests).toHaveLength(0)
-    expect(decision).toMatchObject({ verdict: 'allow', reason: 'no_client_ip', complete: false, source: 'backend' })
+    expect(decision).toMatchObject({ verdict: 'allow', reason: 'no_client_ip', source: 'fallback' })
   })
 
   it('maps the reply: verdict, reason, request id and signals', async () => {

@@ -11,6 +11,7 @@ import {
   type GateOptions,
   type Outcome,
   onResponseAbandoned,
+  peerGone,
   type RequestView,
   readRequestBody,
   type TrustFunction,
@@ -91,6 +92,9 @@ class KoaView implements RequestView<GuardContext> {
   }
   readBody(limit: number): Promise<string | null> {
     return readRequestBody(this.native.req, limit)
+  }
+  clientGone(): boolean {
+    return peerGone(this.native.req.socket)
   }
   onClientGone(listener: () => void): () => void {
     return onResponseAbandoned(this.native.res, listener)

@@ -1,4 +1,4 @@
-import { type BackendVerdict, type DecisionBackend, GatehouseError, parseJson, statusError, Transport } from '@gatehouse/core'
+import { type BackendVerdict, type DecisionBackend, GatehouseError, noClientIp, parseJson, statusError, Transport } from '@gatehouse/core'
 import type { Dispatcher } from 'undici'
 import { z } from 'zod'
 
@@ -109,8 +109,8 @@ export function trustedAccounts(options: TrustedAccountsOptions): DecisionBacken
       },
     },
     async decide(input, ctx): Promise<BackendVerdict> {
-      // The API needs the real client IP; without one it cannot judge, so the visitor is let through.
-      if (input.ip === null) return { verdict: 'allow', reason: 'no_client_ip', complete: false }
+      // The API needs the real client IP; without one the decision follows the failure policy.
+      if (input.ip === null) throw noClientIp('Trusted Accounts')
       const trustedId = input.cookie(TRUSTED_ID_COOKIE)
       const body = {
         ip: input.ip,

@@ -99,10 +99,14 @@ describe('the check-request call', () => {
     expect(check).not.toHaveProperty('trustedId')
   })
 
-  it('makes no call, and lets the visitor through, when there is no usable client IP', async () => {
+  it('makes no call, and follows the failure policy, when there is no usable client IP', async () => {
     const { decision } = await gateFor({}, { trustProxy: true }).decide(view({ headers: { ...page, 'x-forwarded-for': 'unknown' } }))
     expect(fake.requests).toHaveLength(0)
-    expect(decision).toMatchObject({ verdict: 'allow', reason: 'no_client_ip', complete: false })
+    expect(decision).toMatchObject({ verdict: 'allow', reason: 'no_client_ip', source: 'fallback' })
+    const closed = await gateFor({}, { trustProxy: true, onError: { client: 'deny' } }).decide(
+      view({ headers: { ...page, 'x-forwarded-for': 'unknown' } }),
+    )
+    expect(closed.decision).toMatchObject({ verdict: 'deny', reason: 'no_client_ip', source: 'fallback' })
   })
 })
 

@@ -25,8 +25,13 @@ export function velocityNetwork(ip: string): string {
   return `${full.slice(0, 4).join(':')}::/64`
 }
 
+/** The shared counting key of clients without a known IP; no IP or network looks like it. */
+export const UNKNOWN_CLIENT = 'unknown-client'
+
 function keyReader(key: VelocityKey): (input: DecisionInput) => string | null {
-  if (key === 'ip') return (input) => (input.ip === null ? null : velocityNetwork(input.ip))
+  // A client whose IP cannot be known is counted with every other such client: not
+  // counting it would let a reset connection or a garbage X-Forwarded-For skip every limit.
+  if (key === 'ip') return (input) => (input.ip === null ? UNKNOWN_CLIENT : velocityNetwork(input.ip))
   if (key === 'email') {
     return (input) => {
       const email = input.checkpoint?.email

@@ -53,6 +53,13 @@ export interface Gate<Native = unknown> {
 
 const NEXT: Action = Object.freeze({ type: 'next' })
 const NONE: Action = Object.freeze({ type: 'none' })
+/** The 403 of a fail-closed internal error: it reads nothing of the request, which may be what failed. */
+const INTERNAL_DENY: Action = Object.freeze({
+  type: 'respond',
+  status: 403,
+  headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' },
+  body: JSON.stringify({ error: 'forbidden', requestId: null }),
+})
 const STRICTNESS: Record<Verdict, number> = { allow: 0, review: 1, challenge: 2, deny: 3 }
 const VERDICTS = new Set<unknown>(Object.keys(STRICTNESS))
 const trustNone: TrustFunction = () => false
@@ -143,11 +150,41 @@ function isInvalidCheckpoint(part: Part): boolean {
   return !part.ok && part.error instanceof GatehouseError && part.error.code === 'GH_INVALID_CHECKPOINT'
 }
 
-/** A backend's reply is checked like any untrusted input: a bad shape is an `invalid` failure. */
+/** Longest `reason` or `requestId` a reply may carry: they end up in logs, pages and headers' neighbours. */
+const MAX_REPLY_TEXT = 256
+
+function optionalText(value: unknown): boolean {
+  return value === undefined || value === null || (typeof value === 'string' && value.length <= MAX_REPLY_TEXT)
+}
+
+function allStrings(values: unknown): boolean {
+  if (!Array.isArray(values)) return false
+  for (const value of values) if (typeof value !== 'string') return false
+  return true
+}
+
+/**
+ * A backend's reply is checked like any untrusted input, every field of it: a bad shape is an
+ * `invalid` failure that follows `onError`, never a verdict that breaks later (a numeric
+ * request id on the block page, a `setCookies` that is not a list) and falls through to allow.
+ */
 function checkReply(reply: unknown, backend: string): BackendVerdict {
-  if (typeof reply !== 'object' || reply === null || !VERDICTS.has((reply as BackendVerdict).verdict)) {
-    throw GatehouseError.backend('invalid', `${backend} returned no valid verdict.`)
-  }
+  if (typeof reply !== 'object' || reply === null) throw GatehouseError.backend('invalid', `${backend} returned no reply object.`)
+  const { verdict, reason, requestId, complete, signals, setCookies } = reply as Record<keyof BackendVerdict, unknown>
+  const problem = !VERDICTS.has(verdict)
+    ? 'verdict'
+    : !optionalText(reason)
+      ? 'reason'
+      : !optionalText(requestId)
+        ? 'requestId'
+        : complete !== undefined && typeof complete !== 'boolean'
+          ? 'complete'
+          : signals !== undefined && (typeof signals !== 'object' || signals === null || Array.isArray(signals))
+            ? 'signals'
+            : setCookies !== undefined && !allStrings(setCookies)
+              ? 'setCookies'
+              : null
+  if (problem !== null) throw GatehouseError.backend('invalid', `${backend} returned a reply whose \`${problem}\` is not valid.`)
   return reply as BackendVerdict
 }
 
@@ -783,17 +820,37 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     try {
       outcome = decide(view, checkpoint)
     } catch (error) {
-      return internalError(view, error)
+      return internalError(view, checkpoint, error)
     }
-    return outcome instanceof Promise ? outcome.catch((error: unknown) => internalError(view, error)) : outcome
+    return outcome instanceof Promise ? outcome.catch((error: unknown) => internalError(view, checkpoint, error)) : outcome
   }
 
-  /** Logs a failure of Gatehouse itself and lets the request through. */
-  function internalError(view: RequestView<Native>, error: unknown): Outcome {
-    logger.error({ code: 'GH_INTERNAL', err: error }, 'Gatehouse failed to decide; the request was let through.')
+  /** The strictest verdict a failure policy gives any failure class: what a failure of unknown kind gets. */
+  function strictestFallback(onError: Record<FailureClass, Verdict>): Verdict {
+    let strictest: Verdict = 'allow'
+    for (const failure in onError) {
+      const verdict = onError[failure as FailureClass]
+      if (STRICTNESS[verdict] > STRICTNESS[strictest]) strictest = verdict
+    }
+    return strictest
+  }
+
+  /**
+   * Logs a failure of Gatehouse itself. The request gets no more than its failure policy
+   * allows: the strictest verdict `onError` gives any failure class, so a fail-open site lets
+   * it through and a fail-closed checkpoint stays closed. The answer is the plainest one (no
+   * hook, no page), built from nothing that could have failed.
+   */
+  function internalError(view: RequestView<Native>, checkpoint: CompiledCheckpoint<Native> | undefined, error: unknown): Outcome {
+    const wouldBe = strictestFallback(checkpoint === undefined ? config.onError : onErrorFor(checkpoint))
+    const verdict = config.monitor ? 'allow' : wouldBe
+    logger.error(
+      { code: 'GH_INTERNAL', err: error, verdict },
+      verdict === 'allow' ? 'Gatehouse failed to decide; the request was let through.' : `Gatehouse failed to decide; the failure policy gave ${verdict}.`,
+    )
     const decision: Decision = {
-      verdict: 'allow',
-      wouldBe: 'allow',
+      verdict,
+      wouldBe,
       reason: 'internal_error',
       source: 'fallback',
       backend: backends[0]?.name ?? 'none',
@@ -803,11 +860,15 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
       signals: {},
       setCookies: [],
     }
+    notify(decision, view.native)
     let responded = false
     try {
       responded = view.responded()
     } catch {}
-    return { decision, action: responded ? NONE : NEXT }
+    if (responded) return { decision, action: NONE }
+    if (verdict === 'deny') return { decision, action: INTERNAL_DENY }
+    if (verdict === 'challenge') return { decision, action: challengeRequired(decision) }
+    return { decision, action: NEXT }
   }
 
   return {

@@ -56,3 +56,16 @@ export const neverAbortedSource: AbortSource = new NeverAborted()
 
 /** Where a call context hands Gatehouse's transport its {@link AbortSource}. */
 export const ABORT_SOURCE: unique symbol = Symbol('gatehouse.abortSource')
+
+/**
+ * How a gate's call context hears that its call is waiting for one of the transport's local
+ * connections: the transport calls it with `true` while the call waits and `false` once it
+ * has one. A deadline that passes while a call still waits says nothing about the backend
+ * (it never saw the call), so the gate neither holds it against the backend's breaker nor
+ * calls it a timeout of the backend.
+ */
+export const CONNECTION_WAIT = Symbol('gatehouse.connection-wait')
+
+export interface ConnectionWaitListener {
+  [CONNECTION_WAIT](waiting: boolean): void
+}

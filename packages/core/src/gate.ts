@@ -1,5 +1,5 @@
 import ipaddr from 'ipaddr.js'
-import { ABORT_SOURCE, type AbortSource } from './abort.js'
+import { ABORT_SOURCE, type AbortSource, CONNECTION_WAIT } from './abort.js'
 import { type BreakerState, CircuitBreaker } from './breaker.js'
 import { DecisionCache } from './cache.js'
 import { type CheckpointSpec, type CompiledCheckpoint, compileCheckpoint } from './checkpoint.js'
@@ -78,6 +78,10 @@ class CallContext implements DecideContext {
   readonly #budget: Budget
   readonly deadline: number
   readonly retries: number
+  /** The call is waiting for a local connection now. */
+  waiting = false
+  /** The call waited for a local connection at some point: part of its budget went to the queue. */
+  queued = false
   constructor(budget: Budget, retries: number) {
     this.#budget = budget
     this.deadline = budget.at
@@ -88,6 +92,10 @@ class CallContext implements DecideContext {
   }
   [ABORT_SOURCE](): AbortSource {
     return this.#budget.source()
+  }
+  [CONNECTION_WAIT](waiting: boolean): void {
+    this.waiting = waiting
+    if (waiting) this.queued = true
   }
 }
 
@@ -144,7 +152,15 @@ interface Job<Native> {
 
 type Part =
   | { backend: DecisionBackend; ok: true; reply: BackendVerdict }
-  | { backend: DecisionBackend; ok: false; failure: FailureClass; error: unknown; reason?: string }
+  | {
+      backend: DecisionBackend
+      ok: false
+      failure: FailureClass
+      error: unknown
+      reason?: string
+      /** The deadline passed while the call waited for, or after it had waited for, a local connection. */
+      queued?: true
+    }
 
 function isInvalidCheckpoint(part: Part): boolean {
   return !part.ok && part.error instanceof GatehouseError && part.error.code === 'GH_INVALID_CHECKPOINT'
@@ -312,8 +328,10 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
   }
 
   /** A failed call, classified; a refused one is worth one warning about keys and quotas. */
-  function failed(backend: DecisionBackend, deadline: Budget, error: unknown): Part {
-    const failure = deadline.reason === ABORT_TIMEOUT ? 'timeout' : failureOf(error)
+  function failed(backend: DecisionBackend, deadline: Budget, error: unknown, ctx?: CallContext): Part {
+    const timedOut = deadline.reason === ABORT_TIMEOUT
+    if (timedOut && ctx?.queued === true) return saturated(backend, ctx.waiting, error)
+    const failure = timedOut ? 'timeout' : failureOf(error)
     const reason = error instanceof GatehouseError ? error.reason : undefined
     // Only a refusal the backend itself sent (it has an HTTP status) says anything about keys and quotas.
     if (failure === 'client' && error instanceof GatehouseError && error.status !== undefined) {
@@ -330,6 +348,23 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     return reason === undefined ? { backend, ok: false, failure, error } : { backend, ok: false, failure, error, reason }
   }
 
+  /**
+   * A call whose deadline passed while it waited for one of the transport's local connections
+   * (or after waiting for one ate part of its budget): the backend never saw it, or saw it
+   * late, so it is no evidence against the backend. It takes the `timeout` fallback, never
+   * moves the breaker, and is reported on its own.
+   */
+  function saturated(backend: DecisionBackend, stillWaiting: boolean, error: unknown): Part {
+    warnings.once(
+      'GH_WARN_POOL_SATURATED',
+      `Decisions waited for a connection to ${backend.name} until their deadline: more calls were under way than its connection pool holds. Those decisions took the timeout fallback (reason \`pool_saturated\`); the circuit breaker ignores them. Raise the backend's \`connections\` if this happens under normal load.`,
+      { backend: backend.name },
+    )
+    return stillWaiting
+      ? { backend, ok: false, failure: 'timeout', error, reason: 'pool_saturated', queued: true }
+      : { backend, ok: false, failure: 'timeout', error, queued: true }
+  }
+
   function answered(backend: DecisionBackend, reply: unknown, deadline: Budget): Part {
     try {
       return { backend, ok: true, reply: checkReply(reply, backend.name) }
@@ -344,18 +379,18 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
    */
   function attempt(backend: DecisionBackend, input: DecisionInput, deadline: Budget): MaybePromise<Part> {
     let decided: BackendVerdict | PromiseLike<BackendVerdict>
+    const ctx = new CallContext(deadline, config.retries)
     try {
-      const ctx = new CallContext(deadline, config.retries)
       const now = decideNowOf(backend)
       decided = now === undefined ? backend.decide(input, ctx) : now(input, ctx)
     } catch (error) {
-      return failed(backend, deadline, error)
+      return failed(backend, deadline, error, ctx)
     }
     if (!isPromiseLike(decided)) return answered(backend, decided, deadline)
     const settled = deadline.expired === null ? Promise.resolve(decided) : Promise.race([decided, deadline.expired])
     return settled.then(
       (reply) => answered(backend, reply, deadline),
-      (error: unknown) => failed(backend, deadline, error),
+      (error: unknown) => failed(backend, deadline, error, ctx),
     )
   }
 
@@ -405,10 +440,10 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     if (budget !== deadline) budget.clear()
     const ended = performance.now()
     settledAt = ended
-    telemetry.backendCall(part.backend.name, ended - callStarted, part.ok ? 'ok' : part.failure)
+    telemetry.backendCall(part.backend.name, ended - callStarted, part.ok ? 'ok' : part.reason === 'pool_saturated' ? part.reason : part.failure)
     if (breaker === undefined) return part
     if (part.ok) breaker.success(ended)
-    else if (OUTAGES.has(part.failure) && deadline.reason !== ABORT_CLIENT_GONE) breaker.failure(ended, part.failure)
+    else if (OUTAGES.has(part.failure) && deadline.reason !== ABORT_CLIENT_GONE && part.queued !== true) breaker.failure(ended, part.failure)
     // A refused or unreadable reply may be about this request's input: a client could craft
     // such requests to open the breaker for everyone, so they neither open nor close it.
     else breaker.abandon()

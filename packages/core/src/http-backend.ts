@@ -29,6 +29,12 @@ export interface HttpBackendOptions {
   maxResponseSize?: number
   /** An undici dispatcher to use instead of Gatehouse's own keep-alive pool. */
   dispatcher?: Dispatcher
+  /**
+   * Keep-alive connections to the service. A decision that finds them all busy waits inside
+   * its budget; one still waiting at the deadline falls back with reason `pool_saturated`,
+   * which never opens the circuit breaker. Defaults to 128.
+   */
+  connections?: number
 }
 
 const defaultReply = z.object({
@@ -64,7 +70,12 @@ export function httpBackend(options: HttpBackendOptions): DecisionBackend {
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw invalidOption('url', 'an absolute http(s) URL')
   const name = options.name ?? 'http'
+  const { connections } = options
+  if (connections !== undefined && !(Number.isInteger(connections) && connections >= 1 && connections <= 4096)) {
+    throw invalidOption('connections', 'an integer from 1 to 4096')
+  }
   const transport = new Transport({
+    ...(connections === undefined ? {} : { connections }),
     ...(options.maxResponseSize === undefined ? {} : { maxResponseSize: options.maxResponseSize }),
     ...(options.dispatcher === undefined ? {} : { dispatcher: options.dispatcher }),
   })

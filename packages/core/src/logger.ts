@@ -13,6 +13,8 @@ export type WarningCode =
   | 'GH_WARN_BACKEND_REFUSED'
   | 'GH_WARN_EPHEMERAL_SECRET'
   | 'GH_WARN_LIST_UNREADABLE'
+  | 'GH_WARN_POOL_SATURATED'
+  | 'GH_WARN_ON_ERROR_OPEN'
 
 /** Writes to stderr; what `logger` defaults to. Debug output is dropped. */
 export const consoleLogger: Logger = {

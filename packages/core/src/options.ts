@@ -218,6 +218,8 @@ const ALL_WARNINGS: WarningCode[] = [
   'GH_WARN_BACKEND_REFUSED',
   'GH_WARN_EPHEMERAL_SECRET',
   'GH_WARN_LIST_UNREADABLE',
+  'GH_WARN_POOL_SATURATED',
+  'GH_WARN_ON_ERROR_OPEN',
 ]
 
 /** Validates every option and resolves defaults, once. Throws `GH_INVALID_OPTION` naming the option. */

@@ -9,7 +9,7 @@ import type { Decision, FailureClass } from './types.js'
 export interface Telemetry {
   /** Starts a span for one decision; the returned function ends it with the decision. */
   startDecision(checkpointEvent: string | undefined): (decision: Decision) => void
-  backendCall(backend: string, durationMs: number, outcome: 'ok' | FailureClass | 'circuit_open'): void
+  backendCall(backend: string, durationMs: number, outcome: 'ok' | FailureClass | 'circuit_open' | 'pool_saturated'): void
   breakerChanged(backend: string, state: BreakerState): void
 }
 

@@ -1,6 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises'
 import { type Dispatcher, Pool } from 'undici'
-import { ABORT_SOURCE, AbortSource } from './abort.js'
+import { ABORT_SOURCE, AbortSource, CONNECTION_WAIT, type ConnectionWaitListener } from './abort.js'
 import { GatehouseError } from './errors.js'
 import type { DecideContext } from './types.js'
 
@@ -13,7 +13,11 @@ export interface TransportOptions {
   maxResponseSize?: number
   /** An undici dispatcher (Agent, Pool, MockAgent) to use instead of Gatehouse's own pools. */
   dispatcher?: Dispatcher
-  /** Keep-alive connections per backend origin. Defaults to 64. */
+  /**
+   * Keep-alive connections per backend origin. A call that finds them all busy waits for one
+   * inside its deadline; one still waiting at the deadline takes the fallback with reason
+   * `pool_saturated`, which is not held against the backend. Defaults to 128.
+   */
   connections?: number
 }
 
@@ -35,6 +39,11 @@ export interface HttpReply {
 }
 
 export const DEFAULT_MAX_RESPONSE_SIZE = 256 * 1024
+/**
+ * Connections per backend origin: at a vendor's usual 50–150 ms, enough for about a thousand
+ * decisions a second, more than one Node process serves with a remote call on every request.
+ */
+export const DEFAULT_CONNECTIONS = 128
 /** An attempt with less time than this left is not worth starting. */
 const MIN_ATTEMPT_MS = 10
 const RETRYABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CLOSED'])
@@ -205,7 +214,7 @@ export class Transport {
   constructor(options: TransportOptions = {}) {
     this.#external = options.dispatcher
     this.#maxResponseSize = options.maxResponseSize ?? DEFAULT_MAX_RESPONSE_SIZE
-    this.#connections = options.connections ?? 64
+    this.#connections = options.connections ?? DEFAULT_CONNECTIONS
   }
 
   /** Gatehouse's own keep-alive pool for `origin`, with its connections; `undefined` with a dispatcher passed in. */
@@ -241,7 +250,7 @@ export class Transport {
     for (;;) {
       attempt++
       try {
-        const reply = await this.#once(request, headers, payload, abort)
+        const reply = await this.#once(request, headers, payload, abort, ctx)
         if (reply.status >= 500 && this.#mayRetry(attempt, ctx)) {
           await this.#backoff(ctx)
           continue
@@ -287,6 +296,7 @@ export class Transport {
     headers: Record<string, string>,
     payload: string | undefined,
     signal: AbortSource | AbortSignal,
+    ctx: DecideContext,
   ): Promise<HttpReply> {
     // Read from the URL on every call: a caller may change it between calls.
     const { url } = request
@@ -297,7 +307,12 @@ export class Transport {
     if (signal.aborted) return Promise.reject(abortError(signal.reason))
     const waiting = own.connections.acquire(signal)
     if (waiting === undefined) return this.#send(own, origin, path, request, headers, payload, signal)
-    return waiting.then(() => this.#send(own, origin, path, request, headers, payload, signal))
+    const listener = CONNECTION_WAIT in ctx ? (ctx as unknown as ConnectionWaitListener) : undefined
+    listener?.[CONNECTION_WAIT](true)
+    return waiting.then(() => {
+      listener?.[CONNECTION_WAIT](false)
+      return this.#send(own, origin, path, request, headers, payload, signal)
+    })
   }
 
   /** Sends on a connection already taken from `own`; gives it back when the exchange ends. */

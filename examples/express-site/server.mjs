@@ -58,7 +58,7 @@ export function createApp(options = {}) {
   app.disable('x-powered-by')
   if (options.trustProxy !== undefined) app.set('trust proxy', options.trustProxy)
 
-  // Whole-site bot protection: every request below gets a decision (static assets, OPTIONS and /health skip the backend).
+  // Whole-site bot protection: every request below gets a decision (OPTIONS and /health skip the backend).
   app.use(gate)
 
   app.get('/health', (_req, res) => {

@@ -17,7 +17,7 @@ const quietLocal = (options: Parameters<typeof localPolicies>[0] = {}) =>
 describe(`hardening (${framework})`, () => {
   it('a # in the request line does not turn a page into a skipped static asset', async () => {
     const deny: DecisionBackend = { name: 'deny', decide: async () => ({ verdict: 'deny' }) }
-    site = await startSite({ gate: { backend: deny } })
+    site = await startSite({ gate: { backend: deny, staticPaths: ['/'] } })
     for (const target of ['/admin#.css', '/admin#x.png', '/admin?x#.js']) {
       const response = await rawRequest(site.port, [`GET ${target} HTTP/1.1`, 'Host: shop.test', 'Accept: application/json'])
       expect(response.status).toBe(403)

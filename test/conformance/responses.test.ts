@@ -133,8 +133,8 @@ describe(`verdicts become responses (${framework})`, () => {
     expect(response.body.decision).toMatchObject({ verdict: 'allow', wouldBe: 'deny', source: 'backend' })
   })
 
-  it('static assets, OPTIONS and skip rules make no backend call', async () => {
-    site = await startSite({ gate: { backend: backend(), skip: ['/health', /^\/metrics$/] } })
+  it('static assets under staticPaths, OPTIONS and skip rules make no backend call', async () => {
+    site = await startSite({ gate: { backend: backend(), skip: ['/health', /^\/metrics$/], staticPaths: ['/assets'] } })
     await request(site.url).get('/assets/app.css').expect(200)
     await request(site.url).options('/').expect(200)
     await request(site.url).get('/health/live').expect(200)

@@ -46,9 +46,9 @@ describe(`telemetry (${framework})`, () => {
   it('a span per decision and metrics by verdict, source and backend, with no personal data', async () => {
     const { api, spans, metrics } = recordingApi()
     const backend: DecisionBackend = { name: 'risk', decide: async () => ({ verdict: 'challenge', reason: 'velocity' }) }
-    site = await startSite({ gate: { backend, telemetry: { api }, skip: ['/login'] } })
+    site = await startSite({ gate: { backend, telemetry: { api }, skip: ['/login'], staticPaths: ['/assets'] } })
     await request(site.url).post('/login').set('X-Forwarded-For', '9.9.9.9').send({ email: 'ada@example.com' }).expect(403)
-    await request(site.url).get('/style.css').expect(200)
+    await request(site.url).get('/assets/style.css').expect(200)
 
     expect(spans).toHaveLength(1)
     expect(spans[0]).toMatchObject({

@@ -467,7 +467,9 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     const allowed = cookieAllowLists.get(part.backend) ?? new Set<string>()
     for (const value of part.reply.setCookies) {
       const check =
-        typeof value === 'string' ? checkSetCookie(value, allowed, host) : ({ ok: false, reason: 'malformed', name: null } as const)
+        typeof value === 'string'
+          ? checkSetCookie(value, allowed, host, into.length)
+          : ({ ok: false, reason: 'malformed', name: null } as const)
       if (check.ok) into.push(value)
       else {
         warnings.once('GH_WARN_COOKIE_REJECTED', `A Set-Cookie from ${part.backend.name} was dropped (${check.reason}).`, {

@@ -40,7 +40,7 @@ export type {
   VelocityTest,
 } from './policies/types.js'
 export { returnOrigin, returnUrl, safeRedirectTarget } from './redirect.js'
-export { type CookieCheck, checkSetCookie } from './set-cookie.js'
+export { type CookieCheck, checkSetCookie, MAX_FORWARDED_COOKIES } from './set-cookie.js'
 export type { SkipRule } from './skip.js'
 export { MemoryStore, type MemoryStoreOptions, type Store } from './store.js'
 export { type HttpReply, type HttpRequest, parseJson, statusError, Transport, type TransportOptions } from './transport.js'

@@ -12,7 +12,8 @@ import {
 } from './headers.js'
 import { localPolicies } from './local-policies.js'
 import { consoleLogger, type Logger, type WarningCode } from './logger.js'
-import { compileSkip, type SkipRule, type SkipTest } from './skip.js'
+import { badStaticPage, PAGE_URLS_ACCEPTED, pagesNeedHttps } from './respond.js'
+import { compileSkip, type SkipRule, type SkipTest, STATIC_PATH_PREFIX } from './skip.js'
 import { type Store, storeSchema } from './store.js'
 import type { Decision, DecisionBackend, FailureClass, TrustFunction, Verdict } from './types.js'
 
@@ -49,8 +50,15 @@ export interface GateOptions<Native = unknown> {
   onError?: OnError
   /** `'monitor'` enforces allow and records what would have happened in `wouldBe`. Defaults to `'enforce'`. */
   mode?: 'enforce' | 'monitor'
-  /** Requests that make no backend call, besides static assets and OPTIONS. Defaults to none. */
+  /** Requests that make no backend call, besides OPTIONS and static assets under `staticPaths`. Defaults to none. */
   skip?: SkipRule<Native> | SkipRule<Native>[]
+  /**
+   * Path prefixes the application serves files under (`['/assets', '/static']`): a GET or HEAD
+   * there for a static file type (`.css`, `.js`, images, fonts, …) makes no backend call.
+   * Elsewhere a file extension proves nothing (`/admin/users.css` may be a route), so it is
+   * judged like any request. Defaults to none: every request but OPTIONS is judged.
+   */
+  staticPaths?: string[]
   /** Where challenges go. Defaults to the backend's hosted page, else `403 { error: 'challenge_required' }`. */
   challenge?: ChallengeOptions<Native>
   /** Where denials go. Defaults to the backend's hosted page for navigations, else a negotiated 403. */
@@ -123,7 +131,7 @@ const verdict = z.enum(VERDICTS)
 const httpUrl = z.string().refine((value) => {
   try {
     const { protocol } = new URL(value)
-    return protocol === 'https:' || protocol === 'http:'
+    return protocol === 'https:' || (protocol === 'http:' && !pagesNeedHttps())
   } catch {
     return false
   }
@@ -155,8 +163,12 @@ const schemas: Record<keyof GateOptions, [z.ZodType, string]> = {
   ],
   mode: [z.enum(['enforce', 'monitor']), "'enforce' or 'monitor'"],
   skip: [z.union([skipRule, z.array(skipRule)]), 'a path starting with "/", a RegExp, a function, or an array of them'],
-  challenge: [z.strictObject({ url: httpUrl.optional(), hook: fn.optional() }), '{ url?: an http(s) URL, hook?: a function }'],
-  deny: [z.strictObject({ url: httpUrl.optional() }), '{ url?: an http(s) URL }'],
+  staticPaths: [z.array(z.string().regex(STATIC_PATH_PREFIX)), 'an array of paths such as "/assets", without dot segments or query'],
+  challenge: [
+    z.strictObject({ url: httpUrl.optional(), hook: fn.optional() }),
+    '{ url?: an http(s) URL (https when NODE_ENV=production), hook?: a function }',
+  ],
+  deny: [z.strictObject({ url: httpUrl.optional() }), '{ url?: an http(s) URL (https when NODE_ENV=production) }'],
   onReview: [fn, 'a function (decision, request)'],
   onDecision: [fn, 'a function (decision, request)'],
   sensitiveHeaders: [z.array(headerName), 'an array of header names'],
@@ -251,9 +263,12 @@ export function resolveOptions<Native>(input: GateOptions<Native> | undefined): 
       ? [localPolicies({ logger, ...(options.store === undefined ? {} : { store: options.store }) })]
       : [options.backend].flat()
   const names = new Set<string>()
-  for (const { name } of backends) {
+  for (const { name, pages } of backends) {
     if (names.has(name)) throw invalidOption('backend', `backends with distinct names (\`${name}\` appears twice)`)
     names.add(name)
+    const badPage = badStaticPage(pages)
+    if (badPage !== null)
+      throw invalidOption('backend', `hosted pages that are ${PAGE_URLS_ACCEPTED} (\`${name}\`'s ${badPage} page is not)`)
   }
   const onError = Object.fromEntries(FAILURES.map((failure) => [failure, 'allow'])) as Record<FailureClass, Verdict>
   if (typeof options.onError === 'string') for (const failure of FAILURES) onError[failure] = options.onError
@@ -277,7 +292,7 @@ export function resolveOptions<Native>(input: GateOptions<Native> | undefined): 
     retries: options.retries ?? 1,
     onError,
     monitor: options.mode === 'monitor',
-    skip: compileSkip(options.skip),
+    skip: compileSkip(options.skip, options.staticPaths),
     challenge: options.challenge ?? {},
     deny: options.deny ?? {},
     onReview: options.onReview,

@@ -25,17 +25,55 @@ function prefersHtml(headers: IncomingHttpHeaders): boolean {
   return json < 0 || html < json
 }
 
+/** Plain HTTP pages are refused in production: a visitor's redirect must not be readable or rewritable on the way. */
+export function pagesNeedHttps(): boolean {
+  return process.env.NODE_ENV === 'production'
+}
+
 /**
- * Builds the location of a challenge or block page with its query; `null` if the page URL
- * is unusable. A page given as a path (a self-hosted one) lives on `origin`.
+ * A challenge or block page a visitor may be sent to, parsed; `null` for anything else. An
+ * absolute page must be https (or http outside production): `javascript:`, `data:` and other
+ * schemes never reach `Location`. A page given as a path (a self-hosted one) must stay on
+ * `origin`: `/\evil.example` would resolve to another host.
  */
-export function pageLocation(page: string, query: Record<string, string>, origin: string): string | null {
-  let url: URL
+export function followablePage(page: unknown, origin: string, httpsOnly: boolean): URL | null {
+  if (typeof page !== 'string') return null
   try {
-    url = page.startsWith('/') && !page.startsWith('//') ? new URL(page, origin) : new URL(page)
+    if (page.startsWith('/') && !page.startsWith('//')) {
+      const url = new URL(page, origin)
+      return url.origin === new URL(origin).origin ? url : null
+    }
+    const url = new URL(page)
+    return url.protocol === 'https:' || (url.protocol === 'http:' && !httpsOnly) ? url : null
   } catch {
     return null
   }
+}
+
+/** What the accepted page URLs are, for an error message. */
+export const PAGE_URLS_ACCEPTED = 'an http(s) URL (https when NODE_ENV=production) or a path on the site'
+
+/**
+ * Checks the pages a backend declares when the gate is built, so a bad one fails at start-up
+ * rather than at the first challenge. Returns the name of the first bad page (`'challenge'`), or `null`.
+ */
+export function badStaticPage(pages: unknown): 'challenge' | 'deny' | null {
+  if (typeof pages !== 'object' || pages === null) return null
+  for (const kind of ['challenge', 'deny'] as const) {
+    const page = (pages as Record<string, unknown>)[kind]
+    if (page !== undefined && followablePage(page, 'http://site.invalid', pagesNeedHttps()) === null) return kind
+  }
+  return null
+}
+
+/**
+ * Builds the location of a challenge or block page with its query; `null` if the page URL
+ * is not one a visitor may be sent to ({@link followablePage}). Checked on every use: a
+ * backend may hand out its pages per request.
+ */
+export function pageLocation(page: unknown, query: Record<string, string>, origin: string, httpsOnly = pagesNeedHttps()): string | null {
+  const url = followablePage(page, origin, httpsOnly)
+  if (url === null) return null
   for (const [name, value] of Object.entries(query)) url.searchParams.set(name, value)
   return url.href
 }

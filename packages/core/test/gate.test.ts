@@ -239,12 +239,12 @@ describe('verdicts and responses', () => {
 })
 
 describe('skip', () => {
-  it('makes no backend call for static assets, OPTIONS and skip paths', async () => {
+  it('makes no backend call for static assets under staticPaths, OPTIONS and skip paths', async () => {
     const { backend, inputs } = stub({ verdict: 'deny' })
-    const gate = gateWith(backend, { skip: '/health' })
+    const gate = gateWith(backend, { skip: '/health', staticPaths: ['/static', '/img/'] })
     for (const [method, url] of [
-      ['GET', '/app.js?v=3'],
-      ['GET', '/img/logo.PNG'],
+      ['GET', '/static/app.js?v=3'],
+      ['HEAD', '/img/logo.PNG'],
       ['OPTIONS', '/api/login'],
       ['GET', '/health'],
       ['GET', '/health/db'],
@@ -256,11 +256,23 @@ describe('skip', () => {
     expect(inputs).toHaveLength(0)
   })
 
-  it('does not skip look-alikes or data formats', async () => {
+  it('does not skip look-alikes, data formats, or asset names outside staticPaths', async () => {
     const { backend, inputs } = stub({ verdict: 'deny' })
-    const gate = gateWith(backend, { skip: '/health' })
-    for (const url of ['/healthz', '/api/users.json', '/admin?file=x.css']) {
+    const gate = gateWith(backend, { skip: '/health', staticPaths: ['/static'] })
+    const urls = ['/healthz', '/static/users.json', '/admin?file=x.css', '/admin/users.css', '/staticx/app.js', '/static/../admin.css']
+    for (const url of urls) {
       expect((await gate.decide(view({ url, headers: { accept: 'application/json' } }))).decision.verdict, url).toBe('deny')
+    }
+    const { decision } = await gate.decide(view({ method: 'POST', url: '/static/app.js' }))
+    expect(decision.verdict).toBe('deny')
+    expect(inputs).toHaveLength(urls.length + 1)
+  })
+
+  it('without staticPaths, judges every asset-looking path', async () => {
+    const { backend, inputs } = stub({ verdict: 'deny' })
+    const gate = gateWith(backend)
+    for (const url of ['/app.css', '/assets/app.js', '/favicon.ico']) {
+      expect((await gate.decide(view({ url }))).decision.verdict, url).toBe('deny')
     }
     expect(inputs).toHaveLength(3)
   })
@@ -381,8 +393,8 @@ describe('decideNow: the outcome in the same tick when nothing waits', () => {
 
   it('answers a skip in the same tick, and waits for a backend that does I/O', async () => {
     const { backend } = stub({ verdict: 'deny', reason: 'remote' })
-    const gate = gateWith(backend)
-    const skipped = gate.decideNow(view({ url: '/app.css' }))
+    const gate = gateWith(backend, { staticPaths: ['/assets'] })
+    const skipped = gate.decideNow(view({ url: '/assets/app.css' }))
     expect(skipped).not.toBeInstanceOf(Promise)
     const remote = gate.decideNow(view())
     expect(remote).toBeInstanceOf(Promise)

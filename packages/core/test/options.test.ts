@@ -1,5 +1,5 @@
 import { createGate, type DecisionBackend, GatehouseError, type GateOptions, type Logger } from '@gatehouse/core'
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 
 const silent: Logger = { warn() {}, error() {} }
 const backend = (name = 'stub'): DecisionBackend => ({ name, decide: async () => ({ verdict: 'allow' }) })
@@ -33,6 +33,7 @@ describe('createGate option validation', () => {
         onError: { timeout: 'allow', server: 'challenge', client: 'deny' },
         mode: 'monitor',
         skip: ['/health', /^\/public\//, () => false],
+        staticPaths: ['/assets', '/static/'],
         challenge: { url: 'https://challenge.example/page', hook: () => 'continue' },
         deny: { url: 'http://blocked.example/' },
         onReview: () => {},
@@ -85,6 +86,11 @@ describe('createGate option validation', () => {
     ['a negative retries count', 'retries', -1],
     ['an unknown mode', 'mode', 'observe'],
     ['a skip path without a leading slash', 'skip', 'health'],
+    ['staticPaths as one string', 'staticPaths', '/assets'],
+    ['a staticPaths entry without a leading slash', 'staticPaths', ['assets']],
+    ['a staticPaths entry with a query', 'staticPaths', ['/assets?v=1']],
+    ['a staticPaths entry with a dot segment', 'staticPaths', ['/assets/../admin']],
+    ['a staticPaths entry with a space', 'staticPaths', ['/my assets']],
     ['a clientIpHeader that is not a header name', 'clientIpHeader', 'cf connecting ip'],
     ['sensitiveHeaders with a bad name', 'sensitiveHeaders', ['x api key']],
     ['a hookTimeoutMs of 0', 'hookTimeoutMs', 0],
@@ -117,6 +123,57 @@ describe('createGate option validation', () => {
 
   it('treats an option set to undefined as not set', () => {
     expect(() => createGate({ timeoutMs: undefined, backend: undefined } as unknown as GateOptions)).not.toThrow()
+  })
+})
+
+describe('hosted page URLs are checked at construction', () => {
+  afterEach(() => {
+    vi.unstubAllEnvs()
+  })
+  const paged = (pages: Record<string, unknown>): DecisionBackend =>
+    ({ name: 'paged', pages, decide: async () => ({ verdict: 'allow' }) }) as DecisionBackend
+
+  it.each<[string, Record<string, unknown>]>([
+    ['a javascript: challenge page', { challenge: 'javascript:alert(1)' }],
+    ['a data: deny page', { deny: 'data:text/html,<script>alert(1)</script>' }],
+    ['an ftp: deny page', { deny: 'ftp://blocked.example/' }],
+    ['a scheme-relative challenge page', { challenge: '//evil.example/challenge' }],
+    ['a path that leaves the site through a backslash', { challenge: '/\\evil.example/challenge' }],
+    ['a page that is not a string', { deny: 42 }],
+    ['a page that is not a URL', { challenge: 'not a url' }],
+  ])('refuses a backend with %s, naming the backend', (_label, pages) => {
+    const error = invalidOptionError(() => createGate({ backend: paged(pages), logger: silent }))
+    expect(error.option).toBe('backend')
+    expect(error.message).toContain('`paged`')
+  })
+
+  it('accepts http(s) pages and a path on the site itself', () => {
+    expect(() =>
+      createGate({ backend: paged({ challenge: 'https://verify.example/c', deny: 'http://blocked.example/' }), logger: silent }),
+    ).not.toThrow()
+    expect(() => createGate({ backend: paged({ challenge: '/.gatehouse/challenge' }), logger: silent })).not.toThrow()
+  })
+
+  it('with NODE_ENV=production, refuses http pages and an http challenge.url or deny.url, not https or a path', () => {
+    vi.stubEnv('NODE_ENV', 'production')
+    expect(invalidOptionError(() => createGate({ backend: paged({ deny: 'http://blocked.example/' }), logger: silent })).option).toBe(
+      'backend',
+    )
+    expect(
+      invalidOptionError(() => createGate({ backend: backend(), challenge: { url: 'http://verify.example/' }, logger: silent })).option,
+    ).toBe('challenge.url')
+    expect(
+      invalidOptionError(() => createGate({ backend: backend(), deny: { url: 'http://blocked.example/' }, logger: silent })).option,
+    ).toBe('deny.url')
+    expect(() =>
+      createGate({
+        backend: paged({ challenge: 'https://verify.example/c', deny: '/blocked' }),
+        challenge: { url: 'https://verify.example/' },
+        logger: silent,
+      }),
+    ).not.toThrow()
+    // The local engine's challenge page is a path on the site itself.
+    expect(() => createGate({ logger: silent })).not.toThrow()
   })
 })
 

@@ -1,4 +1,4 @@
-import { checkSetCookie } from '@gatehouse/core'
+import { checkSetCookie, MAX_FORWARDED_COOKIES } from '@gatehouse/core'
 import { describe, expect, it } from 'vitest'
 
 const allowed = new Set(['trusted_id'])
@@ -64,6 +64,49 @@ describe('checkSetCookie', () => {
       expect(checkSetCookie(`trusted_id=abc; Domain=${domain}; Path=/`, allowed, host)).toEqual({ ok: true, name: 'trusted_id' })
     },
   )
+
+  it.each([
+    ['a bare name', 'test', 'shop.test'],
+    ['a bare name with a leading dot', '.test', 'shop.test'],
+    ['a top-level domain', 'com', 'www.example.com'],
+    ['a single-label host itself', 'localhost', 'localhost:3000'],
+    ['a multi-label public suffix', 'co.uk', 'www.shop.co.uk'],
+    ['a multi-label public suffix in capitals', 'COM.AU', 'shop.com.au'],
+    ['a ccTLD second level', 'ne.jp', 'www.shop.ne.jp'],
+  ])('refuses a Domain that is %s', (_label, domain, requestHost) => {
+    expect(checkSetCookie(`trusted_id=abc; Domain=${domain}; Path=/`, allowed, requestHost)).toEqual({
+      ok: false,
+      reason: 'public_suffix',
+      name: 'trusted_id',
+    })
+  })
+
+  it('accepts the registrable domain under a multi-label public suffix', () => {
+    expect(checkSetCookie('trusted_id=abc; Domain=shop.co.uk', allowed, 'www.shop.co.uk')).toEqual({ ok: true, name: 'trusted_id' })
+  })
+
+  it.each([
+    ['a parent of an IPv4 host', '0.0.1', '127.0.0.1'],
+    ['another IPv4 address', '10.0.0.1', '127.0.0.1:8080'],
+    ['an IPv4 address for a named host', '127.0.0.1', 'shop.test'],
+    ['another IPv6 address', '[::2]', '[::1]:3000'],
+  ])('refuses an IP-literal Domain on %s', (_label, domain, requestHost) => {
+    expect(checkSetCookie(`trusted_id=abc; Domain=${domain}`, allowed, requestHost)).toMatchObject({ ok: false, name: 'trusted_id' })
+  })
+
+  it('accepts an IP-literal Domain that is the host itself', () => {
+    expect(checkSetCookie('trusted_id=abc; Domain=127.0.0.1', allowed, '127.0.0.1:8080')).toEqual({ ok: true, name: 'trusted_id' })
+  })
+
+  it(`refuses a cookie once ${MAX_FORWARDED_COOKIES} were already forwarded for the decision`, () => {
+    expect(MAX_FORWARDED_COOKIES).toBe(10)
+    expect(checkSetCookie('trusted_id=abc', allowed, host, MAX_FORWARDED_COOKIES - 1)).toEqual({ ok: true, name: 'trusted_id' })
+    expect(checkSetCookie('trusted_id=abc', allowed, host, MAX_FORWARDED_COOKIES)).toEqual({
+      ok: false,
+      reason: 'too_many',
+      name: 'trusted_id',
+    })
+  })
 
   it("ignores the port of the request's host", () => {
     expect(checkSetCookie('trusted_id=abc; Domain=example.com', allowed, 'www.example.com:8443')).toEqual({ ok: true, name: 'trusted_id' })

@@ -106,8 +106,9 @@ describe(`the decision cache (${framework})`, () => {
   it('reuses a verdict for the same visitor within its TTL and says so', async () => {
     const { backend, calls } = counting('deny')
     site = await startSite({ gate: { backend, cache: { ttlMs: { deny: 60_000 } } } })
-    await request(site.url).get('/a').expect(403)
-    await request(site.url).get('/b').expect(403)
+    // A deny is kept for a visitor its visitor cookie tells apart.
+    await request(site.url).get('/a').set('Cookie', 'vid=one').expect(403)
+    await request(site.url).get('/b').set('Cookie', 'vid=one').expect(403)
     expect(calls.count).toBe(1)
     expect(site.decisions.map((decision) => decision.source)).toEqual(['backend', 'cache'])
     expect(site.decisions[1]).toMatchObject({ verdict: 'deny', reason: 'counted:deny', requestId: 'r1' })

@@ -151,6 +151,7 @@ describe('two gates sharing one Redis as their decision cache', () => {
     let backendCalls = 0
     const backend: DecisionBackend = {
       name: 'counting',
+      cookies: ['vid'],
       async decide() {
         backendCalls++
         return { verdict: 'deny', reason: 'known-bad' }
@@ -179,10 +180,11 @@ describe('two gates sharing one Redis as their decision cache', () => {
     )
     const [a, b] = sites as [(typeof sites)[number], (typeof sites)[number]]
     try {
-      expect((await request(a.app).get('/')).status).toBe(403)
+      // A deny is shared only for the visitor who earned it: the one with this visitor cookie.
+      expect((await request(a.app).get('/').set('Cookie', 'vid=v1')).status).toBe(403)
       // The cache is written after the answer, off the request's path: give it a moment to land.
       await new Promise((resolve) => setTimeout(resolve, 50))
-      expect((await request(b.app).get('/')).status).toBe(403)
+      expect((await request(b.app).get('/').set('Cookie', 'vid=v1')).status).toBe(403)
       expect(backendCalls).toBe(1)
       expect(a.decisions[0]).toMatchObject({ source: 'backend', reason: 'known-bad' })
       expect(b.decisions[0]).toMatchObject({ source: 'cache', verdict: 'deny', reason: 'known-bad', backend: 'counting' })

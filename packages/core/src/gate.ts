@@ -1,7 +1,7 @@
 import ipaddr from 'ipaddr.js'
 import { ABORT_SOURCE, type AbortSource, CONNECTION_WAIT } from './abort.js'
 import { type BreakerState, CircuitBreaker } from './breaker.js'
-import { DecisionCache } from './cache.js'
+import { type CacheSlot, DecisionCache, requestKind } from './cache.js'
 import { type CheckpointSpec, type CompiledCheckpoint, compileCheckpoint } from './checkpoint.js'
 import { resolveClientIp, resolveHost, resolveProtocol } from './client-ip.js'
 import { type Budget, Deadline, InProcessBudget } from './deadline.js'
@@ -147,11 +147,18 @@ interface Job<Native> {
   readonly inputs: readonly Input[]
   readonly host: string | null
   readonly protocol: 'http' | 'https'
-  cacheKey: string | null
+  /** The kind of request for the decision cache (see `requestKind`); `null` when nothing is cached for it. */
+  readonly cacheKind: string | null
 }
 
 type Part =
-  | { backend: DecisionBackend; ok: true; reply: BackendVerdict }
+  | {
+      backend: DecisionBackend
+      ok: true
+      reply: BackendVerdict
+      /** Reused from the decision cache. */
+      cached?: true
+    }
   | {
       backend: DecisionBackend
       ok: false
@@ -265,8 +272,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
   const routed = backends.filter((backend) => backend.routes !== undefined)
   // Backends that decide without I/O cannot be interrupted: they skip the deadline machinery.
   const inProcess = backends.every((backend) => backend.inProcess === true)
-  const cache = config.cache === undefined ? undefined : new DecisionCache(config.cache, backends)
-  const declaredCookies = new Set(backends.flatMap((backend) => backend.cookies ?? []))
+  const cache = config.cache === undefined ? undefined : new DecisionCache(config.cache)
   const redirectHostSet: ReadonlySet<string> = new Set(config.redirectHosts)
 
   const checkpointOnError = new WeakMap<CompiledCheckpoint<Native>, Record<FailureClass, Verdict>>()
@@ -501,7 +507,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
       if (part.ok && part.reply.setCookies !== undefined) forwardCookies(part, host, setCookies)
       if (perBackend !== undefined) {
         perBackend[part.backend.name] = part.ok
-          ? { verdict, source: 'backend', reason: part.reply.reason ?? null, signals: part.reply.signals ?? {} }
+          ? { verdict, source: part.cached ? 'cache' : 'backend', reason: part.reply.reason ?? null, signals: part.reply.signals ?? {} }
           : { verdict, source: 'fallback', reason: part.reason ?? part.failure }
       }
     }
@@ -509,7 +515,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
       verdict: config.monitor ? 'allow' : winnerVerdict,
       wouldBe: winnerVerdict,
       reason: winner.ok ? (winner.reply.reason ?? null) : (winner.reason ?? winner.failure),
-      source: winner.ok ? 'backend' : 'fallback',
+      source: winner.ok ? (winner.cached ? 'cache' : 'backend') : 'fallback',
       backend: winner.backend.name,
       requestId: winner.ok ? (winner.reply.requestId ?? null) : null,
       latencyMs: ended - started,
@@ -723,28 +729,39 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
       const allowed = cookieAllowLists.get(backends[index] as DecisionBackend)
       inputs[index] = new Input(ip, view.method, view.url, host, headers, cookies, checkpointData, allowed)
     }
-    const job: Job<Native> = { view, checkpoint, started, inputs, host, protocol, cacheKey: null }
-
-    if (cache !== undefined && (checkpoint === undefined || cache.checkpoints)) {
-      job.cacheKey = cache.keyFor(new Input(ip, view.method, view.url, host, headers, cookies, checkpointData, declaredCookies))
-      if (job.cacheKey !== null) return fromCache(job, cache, job.cacheKey)
-    }
-    return callBackends(job)
+    const cacheKind =
+      cache !== undefined && (checkpoint === undefined || cache.checkpoints)
+        ? requestKind(view.method, isNavigation(view.method, view.headers), checkpointData)
+        : null
+    return callBackends({ view, checkpoint, started, inputs, host, protocol, cacheKind })
   }
 
-  /** A cached verdict for the same visitor when there is one in time; else the backends. */
-  async function fromCache(job: Job<Native>, cache: DecisionCache, key: string): Promise<Outcome> {
-    const cached = await withinBudget(cache.get(key), config.timeoutMs)
-    if (cached === undefined) return callBackends(job)
-    const decision: Decision = {
-      ...cached,
-      verdict: config.monitor ? 'allow' : cached.wouldBe,
-      source: 'cache',
-      latencyMs: performance.now() - job.started,
-      setCookies: [],
+  /** One backend's verdict from the cache when there is one in time; else the backend, whose verdict is then kept. */
+  async function callThroughCache(
+    cache: DecisionCache,
+    slot: CacheSlot,
+    backend: DecisionBackend,
+    input: DecisionInput,
+    deadline: Budget,
+  ): Promise<Part> {
+    const cached = await withinBudget(cache.get(slot), Math.max(0, deadline.at - performance.now()))
+    if (cached !== undefined) {
+      try {
+        return { backend, ok: true, reply: checkReply(cached, backend.name), cached: true }
+      } catch {
+        // An entry that does not read as a reply (a shared store written by something else): ask the backend.
+      }
     }
-    notify(decision, job.view.native)
-    return { decision, action: await act(decision, job.view, inputOf(job, decision), job.protocol, job.checkpoint) }
+    const part = await callBackend(backend, input, deadline)
+    if (part.ok) void cache.set(slot, part.reply)
+    return part
+  }
+
+  /** Calls one backend, through the decision cache when its verdicts may be reused for this request. */
+  function callOne(job: Job<Native>, backend: DecisionBackend, input: Input, deadline: Budget): MaybePromise<Part> {
+    if (job.cacheKind === null || cache === undefined || backend.cacheable === false) return callBackend(backend, input, deadline)
+    const slot = cache.slotFor(backend, input, job.cacheKind)
+    return slot === null ? callBackend(backend, input, deadline) : callThroughCache(cache, slot, backend, input, deadline)
   }
 
   /** The winning backend's input, for the redirect a verdict may need. */
@@ -774,7 +791,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     let waiting = false
     try {
       for (let index = 0; index < backends.length; index++) {
-        const call = callBackend(backends[index] as DecisionBackend, job.inputs[index] as Input, deadline)
+        const call = callOne(job, backends[index] as DecisionBackend, job.inputs[index] as Input, deadline)
         if (call instanceof Promise) waiting = true
         calls[index] = call
       }
@@ -825,7 +842,6 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
       }
       return { decision, action: { type: 'error', error: invalid.error as Error } }
     }
-    if (job.cacheKey !== null) void cache?.set(job.cacheKey, decision)
     notify(decision, native)
     // Most decisions allow: no hook, no page, nothing to wait for on the way back to the adapter.
     if (decision.verdict === 'allow') return { decision, action: NEXT }

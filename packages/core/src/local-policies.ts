@@ -183,6 +183,8 @@ export function localPolicies(input: LocalPoliciesOptions = {}): LocalPoliciesBa
     timeoutMs: 50,
     // With its own in-memory store nothing here waits on I/O; a shared store (Redis) does.
     inProcess: ownStore,
+    // Path rules and velocity counters must see every request: never reused from the decision cache.
+    cacheable: false,
     cookies: [CLEARANCE_COOKIE],
     pages: { challenge: service.pagePath },
     routes: service.routes,

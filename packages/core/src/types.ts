@@ -114,6 +114,12 @@ export interface DecisionBackend {
    * abort signal or disconnect listener. Defaults to `false`.
    */
   readonly inProcess?: boolean
+  /**
+   * `false`: the decision cache never reuses this backend's verdicts, because they depend on
+   * more than the visitor and the kind of request (the local engine's path rules and velocity
+   * counters must see every request). Defaults to `true`.
+   */
+  readonly cacheable?: boolean
   /** Misconfiguration the backend noticed at construction; the gate logs each once. */
   readonly warnings?: ReadonlyArray<{ code: WarningCode; message: string }>
   decide(input: DecisionInput, ctx: DecideContext): Promise<BackendVerdict>

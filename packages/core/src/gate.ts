@@ -6,7 +6,7 @@ import { type CheckpointSpec, type CompiledCheckpoint, compileCheckpoint } from 
 import { resolveClientIp, resolveHost, resolveProtocol } from './client-ip.js'
 import { type Budget, Deadline, InProcessBudget } from './deadline.js'
 import { failureOf, GatehouseError } from './errors.js'
-import { type RequestCookies, readCookies, sanitizeHeaders } from './headers.js'
+import { HeaderViews, pathForBackends, type RequestCookies, readCookies } from './headers.js'
 import { Warnings } from './logger.js'
 import { decideNowOf, isPromiseLike, type MaybePromise } from './now.js'
 import { type GateOptions, type ResolvedOptions, resolveOptions } from './options.js'
@@ -246,6 +246,11 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
   const { backends, logger } = config
   const warnings = new Warnings(logger, config.disabledWarnings)
   const cookieAllowLists = new Map(backends.map((backend) => [backend, new Set(backend.cookies ?? [])]))
+  const headerViews = new HeaderViews(
+    backends.map((backend) => backend.headers),
+    config.sensitive,
+    config.limits,
+  )
   const telemetry: Telemetry = config.telemetry === false ? createTelemetry(null) : createTelemetry(config.telemetry.api)
   const breakers = new Map<DecisionBackend, CircuitBreaker>()
   if (config.breaker !== false) {
@@ -532,6 +537,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     input: DecisionInput,
     protocol: 'http' | 'https',
     backend: DecisionBackend | undefined,
+    url: string,
   ): string | null {
     const page = config[kind].url ?? backend?.pages?.[kind]
     if (page === undefined) return null
@@ -543,7 +549,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     } catch (error) {
       logger.error({ code: 'GH_BACKEND_FAILED', backend: backend?.name, err: error }, 'Building the page query failed.')
     }
-    return pageLocation(page, { ...query, redirect_url: returnUrl(origin, input.path) }, origin)
+    return pageLocation(page, { ...query, redirect_url: returnUrl(origin, url) }, origin)
   }
 
   /** What the adapter must do with a decision; waits only when a hook runs. */
@@ -573,13 +579,15 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
         }
         if (view.responded()) return NONE
         const location = isNavigation(view.method, view.headers)
-          ? pageFor('challenge', decision, input, protocol, backendNamed(decision))
+          ? pageFor('challenge', decision, input, protocol, backendNamed(decision), view.url)
           : null
         return location === null ? challengeRequired(decision) : redirect(location)
       }
       case 'deny': {
         if (view.responded()) return NONE
-        const location = isNavigation(view.method, view.headers) ? pageFor('deny', decision, input, protocol, backendNamed(decision)) : null
+        const location = isNavigation(view.method, view.headers)
+          ? pageFor('deny', decision, input, protocol, backendNamed(decision), view.url)
+          : null
         return location === null ? forbidden(decision, view.headers) : redirect(location)
       }
     }
@@ -721,13 +729,15 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     const host = resolveHost(view.headers, peerTrusted)
     const protocol = resolveProtocol(view.encrypted, view.headers, peerTrusted)
     const cookies = readCookies(view.headers, config.limits.maxCookies)
-    const headers = sanitizeHeaders(view.headers, config.sensitive, config.limits)
+    const headers = headerViews.select(view.headers)
+    const path = pathForBackends(view.url, config.forwardQuery)
     const checkpointData = checkpoint === undefined ? null : checkpoint.extract(view.native)
     // Plain loops on this path: a closure or an array iterator per request shows in the profile.
     const inputs = new Array<Input>(backends.length)
     for (let index = 0; index < backends.length; index++) {
       const allowed = cookieAllowLists.get(backends[index] as DecisionBackend)
-      inputs[index] = new Input(ip, view.method, view.url, host, headers, cookies, checkpointData, allowed)
+      const seen = headers[headerViews.viewOf[index] as number] as Record<string, string>
+      inputs[index] = new Input(ip, view.method, path, host, seen, cookies, checkpointData, allowed)
     }
     const cacheKind =
       cache !== undefined && (checkpoint === undefined || cache.checkpoints)

@@ -23,6 +23,11 @@ export interface HttpBackendOptions {
   timeoutMs?: number
   /** Cookies the service reads and may set. Defaults to none. */
   cookies?: string[]
+  /**
+   * Request headers the service reads besides those every backend receives (`CLIENT_HEADERS`:
+   * user agent, `accept*`, client hints, …), e.g. `['x-device-id']`. Defaults to none.
+   */
+  forwardHeaders?: string[]
   /** Hosted challenge and block pages, if the service has them. */
   pages?: BackendPages
   /** Largest reply accepted, in bytes. Defaults to 256 KiB. */
@@ -87,6 +92,7 @@ export function httpBackend(options: HttpBackendOptions): DecisionBackend {
     name,
     ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
     ...(options.cookies === undefined ? {} : { cookies: [...options.cookies] }),
+    ...(options.forwardHeaders === undefined ? {} : { headers: [...options.forwardHeaders] }),
     ...(options.pages === undefined ? {} : { pages: options.pages }),
     async decide(input, ctx) {
       const reply = await transport.request({ method: 'POST', url, headers, json: toBody(input) }, ctx)

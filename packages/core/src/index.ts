@@ -19,7 +19,16 @@ export {
   noClientIp,
 } from './errors.js'
 export { createGate, type Gate } from './gate.js'
-export { ALWAYS_SENSITIVE_HEADERS, DEFAULT_SENSITIVE_HEADERS, readCookies, sanitizeHeaders } from './headers.js'
+export {
+  ALWAYS_SENSITIVE_HEADERS,
+  CLIENT_HEADER_PREFIXES,
+  CLIENT_HEADERS,
+  DEFAULT_SENSITIVE_HEADERS,
+  type HeaderAccess,
+  pathForBackends,
+  readCookies,
+  sanitizeHeaders,
+} from './headers.js'
 export { type HttpBackendOptions, httpBackend } from './http-backend.js'
 export { type LocalPoliciesBackend, type LocalPoliciesOptions, localPolicies } from './local-policies.js'
 export { consoleLogger, type Logger, type WarningCode } from './logger.js'

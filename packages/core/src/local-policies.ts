@@ -186,6 +186,9 @@ export function localPolicies(input: LocalPoliciesOptions = {}): LocalPoliciesBa
     // Path rules and velocity counters must see every request: never reused from the decision cache.
     cacheable: false,
     cookies: [CLEARANCE_COOKIE],
+    // Rules may test any header and nothing here leaves the process: every header but the
+    // sensitive ones. The query stays out all the same: no rule reads it.
+    headers: 'all',
     pages: { challenge: service.pagePath },
     routes: service.routes,
     warnings,

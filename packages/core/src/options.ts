@@ -5,6 +5,7 @@ import { compileTrust, type TrustProxy } from './client-ip.js'
 import { invalidOption } from './errors.js'
 import {
   ALWAYS_SENSITIVE_HEADERS,
+  checkHeaderAccess,
   DEFAULT_SANITIZE_LIMITS,
   DEFAULT_SENSITIVE_HEADERS,
   HOP_BY_HOP_HEADERS,
@@ -67,8 +68,19 @@ export interface GateOptions<Native = unknown> {
   onReview?: (decision: Decision, request: Native) => unknown
   /** Called once per decision. A throwing hook is logged, never breaks the request. Defaults to none. */
   onDecision?: (decision: Decision, request: Native) => void
-  /** Header names never sent to a backend, besides authorization, cookie and their kin and common API-key/CSRF headers (`x-api-key`, `x-csrf-token`, …). Defaults to none. */
+  /**
+   * Header names never sent to a backend, even one that describes the client or that a backend
+   * asks for, besides authorization, cookie and their kin and common API-key/CSRF headers
+   * (`x-api-key`, `x-csrf-token`, …), which are always removed. Defaults to none.
+   */
   sensitiveHeaders?: string[]
+  /**
+   * Query parameters backends receive in `input.path`, by exact name as decoded
+   * (`['utm_source', 'page']`): the query carries what a site never meant for a vendor (OAuth
+   * codes, reset tokens), so every other parameter is removed. Defaults to none: backends see
+   * the path without its query.
+   */
+  forwardQuery?: string[]
   /** Hosts (with port, if any) allowed in `redirect_url` besides the request's own. When set, the request's Host must be one of them. Defaults to none. */
   redirectHosts?: string[]
   /** How long `onReview` and the challenge hook may run before Gatehouse carries on, in ms. Defaults to 1000. */
@@ -112,6 +124,7 @@ export interface ResolvedOptions<Native> {
   onReview: ((decision: Decision, request: Native) => unknown) | undefined
   onDecision: ((decision: Decision, request: Native) => void) | undefined
   sensitive: ReadonlySet<string>
+  forwardQuery: ReadonlySet<string>
   limits: SanitizeLimits
   redirectHosts: string[]
   hookTimeoutMs: number
@@ -144,6 +157,7 @@ const backend = z.custom<DecisionBackend>(
     typeof (value as DecisionBackend).decide === 'function',
 )
 const headerName = z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/)
+const queryName = z.string().regex(/^[^\s=&?#]{1,256}$/)
 const host = z.string().regex(/^(?:[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::\d{1,5})?$/i)
 const skipRule = z.union([z.string().startsWith('/'), z.instanceof(RegExp), fn])
 
@@ -172,6 +186,7 @@ const schemas: Record<keyof GateOptions, [z.ZodType, string]> = {
   onReview: [fn, 'a function (decision, request)'],
   onDecision: [fn, 'a function (decision, request)'],
   sensitiveHeaders: [z.array(headerName), 'an array of header names'],
+  forwardQuery: [z.array(queryName), 'an array of query parameter names such as "utm_source" (no "=", "&", "?", "#" or spaces)'],
   redirectHosts: [z.array(host), 'an array of hosts such as "example.com" or "shop.example.com:8443"'],
   hookTimeoutMs: [z.number().int().min(1).max(60_000), 'an integer number of milliseconds from 1 to 60000'],
   logger: [
@@ -270,6 +285,7 @@ export function resolveOptions<Native>(input: GateOptions<Native> | undefined): 
     if (badPage !== null)
       throw invalidOption('backend', `hosted pages that are ${PAGE_URLS_ACCEPTED} (\`${name}\`'s ${badPage} page is not)`)
   }
+  for (const backend of backends) checkHeaderAccess(backend)
   const onError = Object.fromEntries(FAILURES.map((failure) => [failure, 'allow'])) as Record<FailureClass, Verdict>
   if (typeof options.onError === 'string') for (const failure of FAILURES) onError[failure] = options.onError
   else Object.assign(onError, options.onError)
@@ -303,6 +319,7 @@ export function resolveOptions<Native>(input: GateOptions<Native> | undefined): 
       ...HOP_BY_HOP_HEADERS,
       ...(options.sensitiveHeaders ?? []).map((name) => name.toLowerCase()),
     ]),
+    forwardQuery: new Set(options.forwardQuery),
     limits: DEFAULT_SANITIZE_LIMITS,
     redirectHosts: (options.redirectHosts ?? []).map((value) => value.toLowerCase()),
     hookTimeoutMs: options.hookTimeoutMs ?? 1000,

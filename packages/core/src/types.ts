@@ -30,10 +30,18 @@ export interface DecisionInput {
   /** Resolved client IP; `null` when none could be trusted or parsed. */
   ip: string | null
   method: string
-  /** Original path and query, as requested. */
+  /**
+   * The requested path, without its query except the parameters named in the gate's
+   * `forwardQuery` (as sent, in their order), and without a fragment.
+   */
   path: string
   host: string | null
-  /** Sanitized headers, lowercase names; credentials and cookies removed. */
+  /**
+   * Lowercase names: the headers that describe the client (`CLIENT_HEADERS`: user agent,
+   * `accept*`, client hints, fetch metadata, `origin`, the Referer without its query, …) and
+   * those the backend names in {@link DecisionBackend.headers}. Credentials, cookies and the
+   * gate's `sensitiveHeaders` are never in it.
+   */
   headers: Record<string, string>
   cookieNames: string[]
   /** Value of a cookie the backend declared in `cookies`; `undefined` for any other. */
@@ -105,6 +113,15 @@ export interface DecisionBackend {
   readonly timeoutMs?: number
   /** Cookies this backend reads (through `input.cookie`) and may set on the visitor. */
   readonly cookies?: readonly string[]
+  /**
+   * Request headers this backend reads besides the ones every backend receives
+   * (`CLIENT_HEADERS`), in any case, e.g. `['x-device-id']`. The gate's `sensitiveHeaders`
+   * still remove them; naming a credential the gate always removes (`authorization`,
+   * `x-api-key`, …) is refused at construction. `'all'`: every header but those, only for a
+   * backend whose input never leaves the process, as the local engine's rules may test any
+   * header; a backend that sends its input anywhere must name what it needs. Defaults to none.
+   */
+  readonly headers?: readonly string[] | 'all'
   readonly pages?: BackendPages
   /** Routes the backend serves on the site (its challenge page, say). */
   readonly routes?: BackendRoutes

@@ -144,13 +144,24 @@ describe('httpBackend request', () => {
     expect(JSON.parse(request?.body ?? '')).toEqual({
       ip: '203.0.113.9',
       method: 'GET',
-      path: '/products?page=2',
+      path: '/products',
       host: 'shop.example',
       headers: { host: 'Shop.Example', 'user-agent': 'Mozilla/5.0' },
       cookieNames: ['session', 'theme'],
       checkpoint: null,
     })
     expect(request?.body).not.toContain('secret')
+  })
+
+  it('sends the headers named in forwardHeaders besides the client headers, and no other', async () => {
+    const server = await serve((_req, res) => json(res, 200, { verdict: 'allow' }))
+    const gate = gateFor(server, { forwardHeaders: ['X-Device-Id'] })
+    await gate.decide(
+      view({ headers: { 'user-agent': 'Mozilla/5.0', 'x-device-id': 'dev-1', 'x-forwarded-access-token': 'secret-token' } }),
+    )
+    const body = JSON.parse(server.received[0]?.body ?? '')
+    expect(body.headers).toEqual({ 'user-agent': 'Mozilla/5.0', 'x-device-id': 'dev-1' })
+    expect(server.received[0]?.body).not.toContain('secret')
   })
 
   it('includes the checkpoint for checkpoint routes', async () => {

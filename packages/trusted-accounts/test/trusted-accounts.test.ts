@@ -64,7 +64,7 @@ describe('the check-request call', () => {
     expect(fake.checks()).toEqual([
       {
         ip: '203.0.113.9',
-        requestedPath: '/products?sort=price',
+        requestedPath: '/products',
         headers: { host: 'shop.example', 'user-agent': 'Mozilla/5.0', 'accept-language': 'en-GB' },
         cookies: ['trusted_id', 'session'],
         trustedId: 'tid_abc.123',

@@ -63,6 +63,7 @@ const INTERNAL_DENY: Action = Object.freeze({
 const STRICTNESS: Record<Verdict, number> = { allow: 0, review: 1, challenge: 2, deny: 3 }
 const VERDICTS = new Set<unknown>(Object.keys(STRICTNESS))
 const trustNone: TrustFunction = () => false
+const FAILURE_CLASSES: readonly FailureClass[] = ['timeout', 'network', 'server', 'client', 'invalid']
 const noop = (): void => {}
 
 /** The decision's calls are over, however they ended: its timer and client-gone listener go. */
@@ -307,6 +308,24 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
   }
   if (config.trust !== undefined && process.env.NODE_ENV === 'production') checkTrust(config.trust, false)
 
+  /**
+   * Warns once when a failure policy fails closed for some classes and open for others: a
+   * map such as `{ timeout: 'deny', server: 'deny' }` lets a vendor's 400 or 429 (`client`)
+   * and an unreadable reply (`invalid`) through, which is rarely what a fail-closed route means.
+   */
+  function checkOnError(onError: Record<FailureClass, Verdict>, whose: string): void {
+    const open = FAILURE_CLASSES.filter((failure) => onError[failure] === 'allow')
+    if (open.length === 0 || open.length === FAILURE_CLASSES.length) return
+    const closed = FAILURE_CLASSES.filter((failure) => onError[failure] === 'deny' || onError[failure] === 'challenge')
+    if (closed.length === 0) return
+    warnings.once(
+      'GH_WARN_ON_ERROR_OPEN',
+      `${whose} onError fails closed for ${closed.join(', ')} but lets ${open.join(', ')} failures through (unlisted classes allow). Use one verdict (\`onError: 'deny'\`) to cover every class, or list them all.`,
+      { open, closed },
+    )
+  }
+  checkOnError(config.onError, "The gate's")
+
   function notify(decision: Decision, request: Native): void {
     if (config.onDecision === undefined) return
     try {
@@ -451,10 +470,15 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     if (budget !== deadline) budget.clear()
     const ended = performance.now()
     settledAt = ended
-    telemetry.backendCall(part.backend.name, ended - callStarted, part.ok ? 'ok' : part.reason === 'pool_saturated' ? part.reason : part.failure)
+    telemetry.backendCall(
+      part.backend.name,
+      ended - callStarted,
+      part.ok ? 'ok' : part.reason === 'pool_saturated' ? part.reason : part.failure,
+    )
     if (breaker === undefined) return part
     if (part.ok) breaker.success(ended)
-    else if (OUTAGES.has(part.failure) && deadline.reason !== ABORT_CLIENT_GONE && part.queued !== true) breaker.failure(ended, part.failure)
+    else if (OUTAGES.has(part.failure) && deadline.reason !== ABORT_CLIENT_GONE && part.queued !== true)
+      breaker.failure(ended, part.failure)
     // A refused or unreadable reply may be about this request's input: a client could craft
     // such requests to open the breaker for everyone, so they neither open nor close it.
     else breaker.abandon()
@@ -909,7 +933,9 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     const verdict = config.monitor ? 'allow' : wouldBe
     logger.error(
       { code: 'GH_INTERNAL', err: error, verdict },
-      verdict === 'allow' ? 'Gatehouse failed to decide; the request was let through.' : `Gatehouse failed to decide; the failure policy gave ${verdict}.`,
+      verdict === 'allow'
+        ? 'Gatehouse failed to decide; the request was let through.'
+        : `Gatehouse failed to decide; the failure policy gave ${verdict}.`,
     )
     const decision: Decision = {
       verdict,
@@ -940,7 +966,11 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
       return outcome instanceof Promise ? outcome : Promise.resolve(outcome)
     },
     decideNow,
-    checkpoint: compileCheckpoint,
+    checkpoint(spec) {
+      const compiled = compileCheckpoint(spec)
+      if (compiled.onError !== undefined) checkOnError(onErrorFor(compiled), `The \`${compiled.event}\` checkpoint's`)
+      return compiled
+    },
     breakerStates() {
       return Object.fromEntries(backends.map((backend) => [backend.name, breakers.get(backend)?.state ?? 'closed']))
     },

@@ -1,4 +1,12 @@
-import { type BackendVerdict, type DecisionBackend, invalidCheckpoint, noClientIp, parseJson, statusError, Transport } from '@gatehouse/core'
+import {
+  type BackendVerdict,
+  type DecisionBackend,
+  invalidCheckpoint,
+  noClientIp,
+  parseJson,
+  statusError,
+  Transport,
+} from '@gatehouse/core'
 import { type IpqsOptions, resolveOptions } from './options.js'
 import { readLookup, toVerdict } from './reply.js'
 import { checkTransaction } from './transaction.js'

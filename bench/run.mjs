@@ -1,12 +1,11 @@
 // Gatehouse benchmarks: each guarded app against its reference, measured side by side in
 // one run (alternating rounds), with autocannon in this process and every server in its own.
 // Usage: pnpm bench  [--duration 5] [--rounds 2]
-import { spawn, spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { readFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { fileURLToPath } from 'node:url'
-import autocannon from 'autocannon'
+import { BROWSER, load as measure, median, pinLoadGenerator, pinned, start, stopAll, warmUp } from './measure.mjs'
 
 const args = process.argv.slice(2)
 const option = (name, fallback) => {
@@ -26,81 +25,15 @@ const ONLY =
       )
 const wanted = (number) => ONLY === null || ONLY.has(number)
 const ROUNDS = option('rounds', 9)
-const servers = fileURLToPath(new URL('./servers.mjs', import.meta.url))
-const running = []
+await pinLoadGenerator(fileURLToPath(import.meta.url), args)
 
-// On a small machine the load generator and the server fight for the same cores, and the
-// ratio then measures the fight. Where taskset exists, the load generator (this process)
-// runs on CPU 0 and every server on CPU 1, so each server is measured on a core of its own.
-const pinned = spawnSync('taskset', ['-c', '0', 'true']).status === 0
-if (pinned && process.env.GATEHOUSE_BENCH_PINNED === undefined) {
-  const child = spawn('taskset', ['-c', '0', process.execPath, fileURLToPath(import.meta.url), ...args], {
-    stdio: 'inherit',
-    env: { ...process.env, GATEHOUSE_BENCH_PINNED: '1' },
-  })
-  const [code] = await once(child, 'exit')
-  process.exit(code ?? 1)
-}
-
-async function start(kind, upstream) {
-  // A decision service stands in for a vendor elsewhere: it must not take the measured app's core.
-  const cpu = kind.startsWith('upstream-') ? '0' : '1'
-  const command = pinned ? ['taskset', '-c', cpu, process.execPath] : [process.execPath]
-  const [program, ...rest] = command
-  const child = spawn(program, [...rest, servers, kind, ...(upstream ? [upstream] : [])], { stdio: ['ignore', 'pipe', 'inherit'] })
-  running.push(child)
-  const [chunk] = await once(child.stdout, 'data')
-  return { url: `http://127.0.0.1:${String(chunk).trim()}`, child }
-}
-
-const BROWSER = {
-  'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0 Safari/537.36',
-  accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8',
-  'accept-language': 'en-GB,en;q=0.9',
-}
-
-const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100
-
-/**
- * CPU time (user + system, µs) a server process has used so far, or `undefined` without
- * /proc. Time the VM's neighbours take is not in it, so CPU per request is steadier than
- * requests per second on a shared machine; both are reported.
- */
-function cpuOf(server) {
-  try {
-    const fields = readFileSync(`/proc/${server.child.pid}/stat`, 'utf8').split(') ')[1].split(' ')
-    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS
-  } catch {
-    return undefined
-  }
-}
-
-async function load(server, connections = 50) {
-  const before = cpuOf(server)
-  const result = await autocannon({ url: `${server.url}/`, connections, duration: DURATION, headers: BROWSER })
-  const after = cpuOf(server)
-  const cpu = before === undefined || after === undefined ? undefined : (after - before) / result.requests.total
-  return {
-    rps: result.requests.average,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    non2xx: result.non2xx,
-    errors: result.errors,
-    cpu,
-  }
-}
-
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b)
-  const middle = sorted.length >> 1
-  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
-}
+const load = (server, connections = 50) => measure(server, { connections, duration: DURATION })
 
 /** Alternates rounds of two servers so drift on the machine hits both alike. */
 async function compare(reference, guarded, connections) {
   // Warm both up first: the first seconds of a fresh process measure the JIT, not the app.
-  await autocannon({ url: `${reference.url}/`, connections, duration: 2, headers: BROWSER })
-  await autocannon({ url: `${guarded.url}/`, connections, duration: 2, headers: BROWSER })
+  await warmUp(reference, connections)
+  await warmUp(guarded, connections)
   const totals = { reference: [], guarded: [] }
   for (let round = 0; round < ROUNDS; round++) {
     totals.reference.push(await load(reference, connections))
@@ -186,7 +119,7 @@ try {
     const nodeFloor = await start('node-wait-100')
     // Warm up like the others: the first wave of 100 cold requests measures the JIT and the connection set-up.
     for (const server of [hanging, floor, nodeFloor]) {
-      await autocannon({ url: `${server.url}/`, connections: 100, duration: 2, headers: BROWSER })
+      await warmUp(server, 100)
     }
     const before = await stats(hanging.url)
     // Alternating rounds, as in the other comparisons. The references wait the same 100 ms
@@ -238,5 +171,5 @@ try {
     console.log(output.trim())
   }
 } finally {
-  for (const child of running) child.kill('SIGTERM')
+  stopAll()
 }

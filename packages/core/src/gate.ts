@@ -66,6 +66,22 @@ const trustNone: TrustFunction = () => false
 const FAILURE_CLASSES: readonly FailureClass[] = ['timeout', 'network', 'server', 'client', 'invalid']
 const noop = (): void => {}
 
+/**
+ * A decision no backend's reply made: a skip, a route the middleware serves, a client already
+ * gone, an internal failure. `wouldBe` is the verdict; monitor mode is the caller's to apply.
+ */
+function decisionWithoutReply(
+  verdict: Verdict,
+  wouldBe: Verdict,
+  reason: string,
+  source: Decision['source'],
+  backend: string,
+  latencyMs: number,
+  setCookies: string[] = [],
+): Decision {
+  return { verdict, wouldBe, reason, source, backend, requestId: null, latencyMs, complete: source === 'skip', signals: {}, setCookies }
+}
+
 /** The decision's calls are over, however they ended: its timer and client-gone listener go. */
 function endCalls(deadline: Budget, stopListening: () => void): void {
   deadline.clear()
@@ -245,6 +261,8 @@ function isPrivatePeer(address: string | undefined): boolean {
 export function createGate<Native = unknown>(options?: GateOptions<Native>): Gate<Native> {
   const config: ResolvedOptions<Native> = resolveOptions(options)
   const { backends, logger } = config
+  /** What a decision no backend made names as its backend. */
+  const firstBackend = backends[0]?.name ?? 'none'
   const warnings = new Warnings(logger, config.disabledWarnings)
   const cookieAllowLists = new Map(backends.map((backend) => [backend, new Set(backend.cookies ?? [])]))
   const headerViews = new HeaderViews(
@@ -668,18 +686,15 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
         body: 'Service unavailable',
       }
     }
-    const decision: Decision = {
-      verdict: 'allow',
-      wouldBe: 'allow',
-      reason: 'gatehouse_route',
-      source: 'skip',
-      backend: backend.name,
-      requestId: null,
-      latencyMs: performance.now() - started,
-      complete: true,
-      signals: {},
-      setCookies: served.setCookies ?? [],
-    }
+    const decision = decisionWithoutReply(
+      'allow',
+      'allow',
+      'gatehouse_route',
+      'skip',
+      backend.name,
+      performance.now() - started,
+      served.setCookies ?? [],
+    )
     const action: Action =
       'redirect' in served
         ? redirect(served.redirect, served.status)
@@ -704,18 +719,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
       }
       const skipped = config.skip(view.method, path, native)
       if (skipped !== null) {
-        const decision: Decision = {
-          verdict: 'allow',
-          wouldBe: 'allow',
-          reason: `skip:${skipped}`,
-          source: 'skip',
-          backend: backends[0]?.name ?? 'none',
-          requestId: null,
-          latencyMs: performance.now() - started,
-          complete: true,
-          signals: {},
-          setCookies: [],
-        }
+        const decision = decisionWithoutReply('allow', 'allow', `skip:${skipped}`, 'skip', firstBackend, performance.now() - started)
         notify(decision, native)
         return { decision, action: NEXT }
       }
@@ -885,18 +889,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
 
   /** The outcome for a client already gone: recorded, nothing written, nothing passed on. */
   function clientGone(view: RequestView<Native>, started: number): Outcome {
-    const decision: Decision = {
-      verdict: 'deny',
-      wouldBe: 'deny',
-      reason: 'client_gone',
-      source: 'fallback',
-      backend: backends[0]?.name ?? 'none',
-      requestId: null,
-      latencyMs: performance.now() - started,
-      complete: false,
-      signals: {},
-      setCookies: [],
-    }
+    const decision = decisionWithoutReply('deny', 'deny', 'client_gone', 'fallback', firstBackend, performance.now() - started)
     notify(decision, view.native)
     return { decision, action: NONE }
   }
@@ -937,18 +930,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
         ? 'Gatehouse failed to decide; the request was let through.'
         : `Gatehouse failed to decide; the failure policy gave ${verdict}.`,
     )
-    const decision: Decision = {
-      verdict,
-      wouldBe,
-      reason: 'internal_error',
-      source: 'fallback',
-      backend: backends[0]?.name ?? 'none',
-      requestId: null,
-      latencyMs: 0,
-      complete: false,
-      signals: {},
-      setCookies: [],
-    }
+    const decision = decisionWithoutReply(verdict, wouldBe, 'internal_error', 'fallback', firstBackend, 0)
     notify(decision, view.native)
     let responded = false
     try {

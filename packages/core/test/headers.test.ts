@@ -26,6 +26,23 @@ const CREDENTIALS: IncomingHttpHeaders = {
   'set-cookie': ['a=secret-one', 'b=secret-two'],
 }
 
+/** A request as an adapter would describe it: a page load of `url` with `headers`. */
+function view(headers: IncomingHttpHeaders, url = '/account'): RequestView<null> {
+  return {
+    native: null,
+    method: 'GET',
+    url,
+    headers,
+    remoteAddress: '203.0.113.9',
+    encrypted: false,
+    frameworkTrust: undefined,
+    body: undefined,
+    responded: () => false,
+    readBody: async () => null,
+    onClientGone: () => () => {},
+  }
+}
+
 describe('sanitizeHeaders', () => {
   it('never forwards credentials or cookies, whatever their case', () => {
     const clean = sanitizeHeaders({ ...CREDENTIALS, 'user-agent': 'curl/8', accept: 'text/html' }, always, limits)
@@ -120,22 +137,6 @@ describe('what a backend sees through createGate', () => {
       },
     }
     return { backend, inputs }
-  }
-
-  function view(headers: IncomingHttpHeaders): RequestView<null> {
-    return {
-      native: null,
-      method: 'GET',
-      url: '/account',
-      headers,
-      remoteAddress: '203.0.113.9',
-      encrypted: false,
-      frameworkTrust: undefined,
-      body: undefined,
-      responded: () => false,
-      readBody: async () => null,
-      onClientGone: () => () => {},
-    }
   }
 
   it('sends sanitized headers and cookie names, never credentials or cookie values', async () => {
@@ -360,24 +361,10 @@ describe('pathForBackends', () => {
   })
 })
 
+const PAGE: IncomingHttpHeaders = { host: 'site.example', accept: 'text/html' }
+
 describe('what a backend sees of the URL through createGate', () => {
   const silent: Logger = { warn() {}, error() {} }
-
-  function view(url: string): RequestView<null> {
-    return {
-      native: null,
-      method: 'GET',
-      url,
-      headers: { host: 'site.example', accept: 'text/html' },
-      remoteAddress: '203.0.113.9',
-      encrypted: false,
-      frameworkTrust: undefined,
-      body: undefined,
-      responded: () => false,
-      readBody: async () => null,
-      onClientGone: () => () => {},
-    }
-  }
 
   it('the path without the query, but the parameters named in forwardQuery', async () => {
     const paths: string[] = []
@@ -388,8 +375,8 @@ describe('what a backend sees of the URL through createGate', () => {
         return { verdict: 'allow' }
       },
     }
-    await createGate({ backend, logger: silent }).decide(view('/callback?code=secret&utm_source=mail'))
-    await createGate({ backend, logger: silent, forwardQuery: ['utm_source'] }).decide(view('/callback?code=secret&utm_source=mail'))
+    await createGate({ backend, logger: silent }).decide(view(PAGE, '/callback?code=secret&utm_source=mail'))
+    await createGate({ backend, logger: silent, forwardQuery: ['utm_source'] }).decide(view(PAGE, '/callback?code=secret&utm_source=mail'))
     expect(paths).toEqual(['/callback', '/callback?utm_source=mail'])
   })
 
@@ -399,7 +386,7 @@ describe('what a backend sees of the URL through createGate', () => {
       pages: { challenge: 'https://challenge.vendor.example/page' },
       decide: async () => ({ verdict: 'challenge' }),
     }
-    const { action } = await createGate({ backend, logger: silent }).decide(view('/search?q=shoes&page=2'))
+    const { action } = await createGate({ backend, logger: silent }).decide(view(PAGE, '/search?q=shoes&page=2'))
     expect(action.type).toBe('redirect')
     const location = new URL((action as { location: string }).location)
     expect(location.searchParams.get('redirect_url')).toBe('http://site.example/search?q=shoes&page=2')

@@ -4,7 +4,7 @@ import { defineConfig } from 'vitest/config'
 const packages = ['core', 'express', 'koa', 'trusted-accounts', 'tracenow', 'ipqs', 'tracer', 'redis', 'testing']
 /** Tests run against the TypeScript sources; the packed builds are checked by test/external. */
 const alias = Object.fromEntries(
-  packages.map((name) => [`@gatehouse/${name}`, fileURLToPath(new URL(`./packages/${name}/src/index.ts`, import.meta.url))]),
+  packages.map((name) => [`@sallyport/${name}`, fileURLToPath(new URL(`./packages/${name}/src/index.ts`, import.meta.url))]),
 )
 const frameworks = ['express-4', 'express-5', 'koa-2', 'koa-3']
 
@@ -29,7 +29,7 @@ export default defineConfig({
         test: {
           name: `browser-${framework}`,
           include: ['test/browser/**/*.test.ts'],
-          env: { GATEHOUSE_FRAMEWORK: framework },
+          env: { SALLYPORT_FRAMEWORK: framework },
           testTimeout: 30_000,
           hookTimeout: 30_000,
         },
@@ -39,7 +39,7 @@ export default defineConfig({
         test: {
           name: framework,
           include: ['test/conformance/**/*.test.ts'],
-          env: { GATEHOUSE_FRAMEWORK: framework },
+          env: { SALLYPORT_FRAMEWORK: framework },
         },
       })),
     ],

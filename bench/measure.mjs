@@ -15,10 +15,10 @@ export const pinned = spawnSync('taskset', ['-c', '0', 'true']).status === 0
 
 /** Runs `script` again pinned to CPU 0, once; returns only in the pinned process. */
 export async function pinLoadGenerator(script, args) {
-  if (!pinned || process.env.GATEHOUSE_BENCH_PINNED !== undefined) return
+  if (!pinned || process.env.SALLYPORT_BENCH_PINNED !== undefined) return
   const child = spawn('taskset', ['-c', '0', process.execPath, script, ...args], {
     stdio: 'inherit',
-    env: { ...process.env, GATEHOUSE_BENCH_PINNED: '1' },
+    env: { ...process.env, SALLYPORT_BENCH_PINNED: '1' },
   })
   const [code] = await once(child, 'exit')
   process.exit(code ?? 1)

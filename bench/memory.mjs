@@ -1,5 +1,5 @@
 // Benchmark 6: RSS and heap before and after 100 000 decisions against a failing backend.
-import { createGate } from '@gatehouse/core'
+import { createGate } from '@sallyport/core'
 
 const gate = createGate({
   backend: { name: 'failing', decide: async () => Promise.reject(new Error('connection refused')) },

@@ -1,4 +1,4 @@
-// Gatehouse benchmarks: each guarded app against its reference, measured side by side in
+// Sallyport benchmarks: each guarded app against its reference, measured side by side in
 // one run (alternating rounds), with autocannon in this process and every server in its own.
 // Usage: pnpm bench  [--duration 5] [--rounds 2]
 import { spawn } from 'node:child_process'
@@ -77,7 +77,7 @@ async function stats(url) {
 }
 
 try {
-  console.log(`# Gatehouse benchmarks — ${new Date().toISOString()}`)
+  console.log(`# Sallyport benchmarks — ${new Date().toISOString()}`)
   console.log(
     `# node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB; ${ROUNDS} rounds × ${DURATION} s per side, 50 connections`,
   )
@@ -140,7 +140,7 @@ try {
     const p99 = medianOf(rounds.guarded, 'p99')
     const floorP99 = medianOf(rounds.floor, 'p99')
     const non2xx = rounds.guarded.reduce((sum, item) => sum + item.non2xx, 0)
-    const line = `4. hanging backend, 100 ms budget, 100 connections (median of ${ROUNDS} rounds): p50 ${fmt(medianOf(rounds.guarded, 'p50'), 1)} ms, p99 ${fmt(p99, 1)} ms (target ≤ 115); the same app waiting 100 ms with no decision: p50 ${fmt(medianOf(rounds.floor, 'p50'), 1)} ms, p99 ${fmt(floorP99, 1)} ms, so Gatehouse adds ${fmt(p99 - floorP99, 1)} ms at p99; Node's HTTP server alone waiting 100 ms: p99 ${fmt(medianOf(rounds.nodeFloor, 'p99'), 1)} ms; ${decisions} decisions, ${allFallback ? 'every one the timeout fallback' : `NOT all timeout fallbacks (${fallbacks} fallbacks, ${timeouts} timeouts)`}, ${non2xx} non-2xx — ${p99 <= 115 && allFallback && non2xx === 0 ? 'meets' : 'MISSES'} target`
+    const line = `4. hanging backend, 100 ms budget, 100 connections (median of ${ROUNDS} rounds): p50 ${fmt(medianOf(rounds.guarded, 'p50'), 1)} ms, p99 ${fmt(p99, 1)} ms (target ≤ 115); the same app waiting 100 ms with no decision: p50 ${fmt(medianOf(rounds.floor, 'p50'), 1)} ms, p99 ${fmt(floorP99, 1)} ms, so Sallyport adds ${fmt(p99 - floorP99, 1)} ms at p99; Node's HTTP server alone waiting 100 ms: p99 ${fmt(medianOf(rounds.nodeFloor, 'p99'), 1)} ms; ${decisions} decisions, ${allFallback ? 'every one the timeout fallback' : `NOT all timeout fallbacks (${fallbacks} fallbacks, ${timeouts} timeouts)`}, ${non2xx} non-2xx — ${p99 <= 115 && allFallback && non2xx === 0 ? 'meets' : 'MISSES'} target`
     lines.push(line)
     console.log(line)
   }

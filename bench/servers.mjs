@@ -1,9 +1,9 @@
 // One benchmark server per process, so the load generator never shares a core's event loop
 // with the app it measures. Usage: node servers.mjs <kind> [upstream-url]; prints the port.
 import { createServer } from 'node:http'
-import { httpBackend, localPolicies } from '@gatehouse/core'
-import { guard as expressGuard } from '@gatehouse/express'
-import { guard as koaGuard } from '@gatehouse/koa'
+import { httpBackend, localPolicies } from '@sallyport/core'
+import { guard as expressGuard } from '@sallyport/express'
+import { guard as koaGuard } from '@sallyport/koa'
 import express from 'express'
 import Koa from 'koa'
 import { Pool } from 'undici'

@@ -1,6 +1,6 @@
 // The embedded local engine and a vendor together, on Express 5.
 //
-//   pnpm --filter @gatehouse/example-combined start   → http://127.0.0.1:3000 (PORT and HOST change it)
+//   pnpm --filter @sallyport/example-combined start   → http://127.0.0.1:3000 (PORT and HOST change it)
 //
 // Every request is judged by the local engine (its default rules: automation challenged on
 // page loads, login floods challenged then denied) and, at the login checkpoint, by TraceNow
@@ -15,10 +15,10 @@
 import { realpathSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { fileURLToPath } from 'node:url'
-import { localPolicies } from '@gatehouse/core'
-import { guard } from '@gatehouse/express'
-import { fakeTraceNow } from '@gatehouse/testing'
-import { tracenow } from '@gatehouse/tracenow'
+import { localPolicies } from '@sallyport/core'
+import { guard } from '@sallyport/express'
+import { fakeTraceNow } from '@sallyport/testing'
+import { tracenow } from '@sallyport/tracenow'
 import express from 'express'
 
 /** One line per decision: which backend said what. */
@@ -30,8 +30,8 @@ function describe(decision) {
 }
 
 /**
- * @param {import('@gatehouse/tracenow').TraceNowOptions} traceNowOptions
- * @param {{ onDecision?: (decision: import('@gatehouse/express').Decision) => void }} [extras]
+ * @param {import('@sallyport/tracenow').TraceNowOptions} traceNowOptions
+ * @param {{ onDecision?: (decision: import('@sallyport/express').Decision) => void }} [extras]
  */
 export function createApp(traceNowOptions, extras = {}) {
   const gate = guard({
@@ -44,7 +44,7 @@ export function createApp(traceNowOptions, extras = {}) {
   app.disable('x-powered-by')
   app.use(gate)
   app.get('/', (_req, res) => {
-    res.type('html').send(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Gatehouse · combined</title></head>
+    res.type('html').send(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sallyport · combined</title></head>
 <body><h1>Local engine + TraceNow</h1><form method="post" action="/login">
 <label>Email <input type="email" name="email" value="ada@example.com"></label> <button>Sign in</button></form></body></html>`)
   })
@@ -54,7 +54,7 @@ export function createApp(traceNowOptions, extras = {}) {
     express.json({ limit: '8kb' }),
     gate.checkpoint({ event: 'login', email: (req) => req.body?.email }),
     (req, res) => {
-      res.json({ signedIn: req.body?.email, verdict: req.gatehouse?.verdict, reason: req.gatehouse?.reason })
+      res.json({ signedIn: req.body?.email, verdict: req.sallyport?.verdict, reason: req.sallyport?.reason })
     },
   )
   return { app, gate }

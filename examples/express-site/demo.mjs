@@ -1,4 +1,4 @@
-// Gatehouse demo: a tour of the embedded local policy engine that bare `guard()` runs, on the
+// Sallyport demo: a tour of the embedded local policy engine that bare `guard()` runs, on the
 // Express example shop. Scripted visitors walk through it and every row states what should
 // happen; the exit code is 0 only when all of them did.
 //
@@ -11,22 +11,22 @@
 // asked about (a decision carries no IP), keyed by a header the demo tags each request with.
 
 import { createHash } from 'node:crypto'
-import { CLEARANCE_COOKIE, localPolicies } from '@gatehouse/core'
-import { fakeTrustedAccounts } from '@gatehouse/testing'
-import { trustedAccounts } from '@gatehouse/trusted-accounts'
+import { CLEARANCE_COOKIE, localPolicies } from '@sallyport/core'
+import { fakeTrustedAccounts } from '@sallyport/testing'
+import { trustedAccounts } from '@sallyport/trusted-accounts'
 import { Agent, request } from 'undici'
 import { createApp, listen } from './server.mjs'
 
 const SERVE = process.argv.includes('--serve')
 /** A fixed clearance key, so no "ephemeral secret" warning: never use a published one in production. */
-const DEMO_SECRET = 'gatehouse-demo-secret-do-not-use-in-production'
+const DEMO_SECRET = 'sallyport-demo-secret-do-not-use-in-production'
 const DENIED_IP = '203.0.113.66'
 const STUFFER_IP = '198.51.100.23'
 const SPOOFED_IP = '192.0.2.44'
 const POLICIES = { denyIps: [DENIED_IP], secret: DEMO_SECRET }
 /** Header every demo request carries, to match decisions and backend calls to it. */
 const STEP = 'x-demo-step'
-const CHALLENGE_PAGE = '/.gatehouse/challenge'
+const CHALLENGE_PAGE = '/.sallyport/challenge'
 /** Trusted Accounts' own recommended budget, which a fan-out with it uses (the local engine gets 50 ms). */
 const VENDOR_BUDGET_MS = 400
 
@@ -137,7 +137,7 @@ async function startSite({ backend, trustProxy, port = 0 }) {
 const agent = new Agent({ keepAliveTimeout: 1000, connections: 4 })
 let tagCount = 0
 
-/** One request as a visitor; returns what came back and what Gatehouse decided about it. */
+/** One request as a visitor; returns what came back and what Sallyport decided about it. */
 async function visit(site, { method = 'GET', path, headers, body }) {
   const tag = `r${++tagCount}`
   const started = performance.now()
@@ -354,9 +354,9 @@ function tour({ shop, direct, vendorDown, fake }) {
             { verdict: 'allow', reason: null, status: 200, ip: '127.0.0.1' },
             {
               check: () => [
-                !logged.some((entry) => entry.code === 'GH_WARN_XFF_UNTRUSTED') && 'the site did not warn (GH_WARN_XFF_UNTRUSTED)',
+                !logged.some((entry) => entry.code === 'SP_WARN_XFF_UNTRUSTED') && 'the site did not warn (SP_WARN_XFF_UNTRUSTED)',
               ],
-              detail: 'the untrusted copy logged GH_WARN_XFF_UNTRUSTED once: X-Forwarded-For from a private peer, no proxy trusted',
+              detail: 'the untrusted copy logged SP_WARN_XFF_UNTRUSTED once: X-Forwarded-For from a private peer, no proxy trusted',
             },
           ),
         ]
@@ -436,7 +436,7 @@ function tour({ shop, direct, vendorDown, fake }) {
         const body = new URLSearchParams({ payload, redirect_url: first.location.searchParams.get('redirect_url') ?? '' }).toString()
         const verified = await visit(shop, {
           method: 'POST',
-          path: '/.gatehouse/verify',
+          path: '/.sallyport/verify',
           headers: { ...HEADLESS_CHROME, 'content-type': 'application/x-www-form-urlencoded', origin: shop.url },
           body,
         })
@@ -545,7 +545,7 @@ async function main() {
     trustProxy: 'loopback',
   })
 
-  console.log('\nGatehouse demo: the Express example shop with guard() defaults, i.e. the embedded local policy engine')
+  console.log('\nSallyport demo: the Express example shop with guard() defaults, i.e. the embedded local policy engine')
   console.log(
     `  rules: deny-ip (${DENIED_IP}), then the defaults: checkpoint-flood-severe, checkpoint-flood, automation-user-agent, browser-headers-missing`,
   )
@@ -570,9 +570,9 @@ async function main() {
   }
 
   printTable(results)
-  console.log(`\n  IP seen: the client IP Gatehouse gave the decision backend ('-': no backend was asked).`)
+  console.log(`\n  IP seen: the client IP Sallyport gave the decision backend ('-': no backend was asked).`)
   console.log('  ms: the round trip as the visitor saw it; for a burst, the average per attempt.')
-  const unexpected = logged.filter((entry) => entry.code !== 'GH_WARN_XFF_UNTRUSTED')
+  const unexpected = logged.filter((entry) => entry.code !== 'SP_WARN_XFF_UNTRUSTED')
   for (const entry of unexpected) console.log(`  ✗ unexpected ${entry.level} ${entry.code ?? ''}: ${entry.message}`)
 
   const failedSteps = results.filter(({ rows }) => rows.some((row) => row.problems.length > 0))

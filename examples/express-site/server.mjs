@@ -1,15 +1,15 @@
-// An Express 5 shop guarded by Gatehouse.
+// An Express 5 shop guarded by Sallyport.
 //
 //   node server.mjs            → http://127.0.0.1:3000 (PORT and HOST change it)
 //
 // With TRUSTED_ACCOUNTS_SECRET_KEY and TRUSTED_ACCOUNTS_PUBLISHABLE_KEY set, decisions come
-// from Trusted Accounts; without them, from Gatehouse's embedded local policy engine.
+// from Trusted Accounts; without them, from Sallyport's embedded local policy engine.
 
 import { realpathSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { fileURLToPath } from 'node:url'
-import { guard } from '@gatehouse/express'
-import { trustedAccounts } from '@gatehouse/trusted-accounts'
+import { guard } from '@sallyport/express'
+import { trustedAccounts } from '@sallyport/trusted-accounts'
 import express from 'express'
 
 export const PRODUCTS = [
@@ -20,7 +20,7 @@ export const PRODUCTS = [
 
 const escapeHtml = (text) => String(text).replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`)
 
-/** One line about the decision Gatehouse made for this request, for the page footer. */
+/** One line about the decision Sallyport made for this request, for the page footer. */
 function describe(decision) {
   if (decision === undefined) return 'no decision'
   const reason = decision.reason === null ? '' : `, reason ${decision.reason}`
@@ -30,13 +30,13 @@ function describe(decision) {
 function page(req, title, body) {
   return `<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${escapeHtml(title)} · Gatehouse shop</title>
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${escapeHtml(title)} · Sallyport shop</title>
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#222}nav a{margin-right:1rem}footer{margin-top:3rem;color:#666;font-size:.875rem}</style></head>
 <body>
 <nav><a href="/">Home</a><a href="/products">Products</a><a href="/api/products">API</a><a href="/login">Sign in</a></nav>
 <h1>${escapeHtml(title)}</h1>
 ${body}
-<footer>Gatehouse: ${escapeHtml(describe(req.gatehouse))}</footer>
+<footer>Sallyport: ${escapeHtml(describe(req.sallyport))}</footer>
 </body>
 </html>
 `
@@ -45,10 +45,10 @@ ${body}
 /**
  * Builds the site. Every option except `skip` goes to `guard()` unchanged; `/health` is
  * always skipped (no backend call). `trustProxy`, when given, is also Express's `trust proxy`,
- * so `req.ip` and Gatehouse agree.
+ * so `req.ip` and Sallyport agree.
  *
- * @param {import('@gatehouse/express').GuardOptions} [options]
- * @returns {{ app: import('express').Express, gate: import('@gatehouse/express').GuardMiddleware }}
+ * @param {import('@sallyport/express').GuardOptions} [options]
+ * @returns {{ app: import('express').Express, gate: import('@sallyport/express').GuardMiddleware }}
  */
 export function createApp(options = {}) {
   const { skip = [], ...rest } = options
@@ -70,7 +70,7 @@ export function createApp(options = {}) {
       page(
         req,
         'Welcome',
-        '<p>A tiny shop guarded by Gatehouse. Browse the <a href="/products">products</a> or <a href="/login">sign in</a>.</p>',
+        '<p>A tiny shop guarded by Sallyport. Browse the <a href="/products">products</a> or <a href="/login">sign in</a>.</p>',
       ),
     )
   })
@@ -81,7 +81,7 @@ export function createApp(options = {}) {
   })
 
   app.get('/api/products', (req, res) => {
-    res.json({ products: PRODUCTS, gatehouse: { verdict: req.gatehouse?.verdict, source: req.gatehouse?.source } })
+    res.json({ products: PRODUCTS, sallyport: { verdict: req.sallyport?.verdict, source: req.sallyport?.source } })
   })
 
   app.get('/login', (req, res) => {
@@ -113,7 +113,7 @@ export function createApp(options = {}) {
         return
       }
       // This is a demo: any password signs you in. Your own check goes here.
-      if (req.is('json')) res.json({ ok: true, email, gatehouse: req.gatehouse?.verdict })
+      if (req.is('json')) res.json({ ok: true, email, sallyport: req.sallyport?.verdict })
       else res.send(page(req, 'Signed in', `<p>Welcome back, ${escapeHtml(email)}.</p>`))
     },
   )
@@ -185,7 +185,7 @@ async function main() {
     await gate.close()
     process.exit(1)
   }
-  console.log(`Gatehouse Express example on ${site.url}/ (decisions: ${backend === undefined ? 'embedded local policies' : backend.name})`)
+  console.log(`Sallyport Express example on ${site.url}/ (decisions: ${backend === undefined ? 'embedded local policies' : backend.name})`)
   if (backend === undefined) console.log(`A browser passes; an HTTP library is challenged: curl -i -H 'accept: text/html' ${site.url}/`)
 
   let closing = false

@@ -1,4 +1,4 @@
-// A signup page guarded by Gatehouse and IPQualityScore, on Express 5.
+// A signup page guarded by Sallyport and IPQualityScore, on Express 5.
 //
 //   IPQS_KEY=… node server.mjs   → looks visitors up at IPQualityScore
 //   node server.mjs              → no key: starts a local fake IPQualityScore and uses it
@@ -13,9 +13,9 @@ import { createHash } from 'node:crypto'
 import { realpathSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { fileURLToPath } from 'node:url'
-import { guard } from '@gatehouse/express'
-import { ipqs } from '@gatehouse/ipqs'
-import { fakeIpqs } from '@gatehouse/testing'
+import { guard } from '@sallyport/express'
+import { ipqs } from '@sallyport/ipqs'
+import { fakeIpqs } from '@sallyport/testing'
 import express from 'express'
 
 /** Visitors the fake scores badly, so each verdict can be tried from one machine. */
@@ -53,7 +53,7 @@ const SIGNUP_FORM = `<form method="post" action="/signup">
  * costs a credit, and the score matters where an account is made.
  *
  * @param {{ key: string, baseUrl?: string }} vendor
- * @param {import('@gatehouse/express').GuardOptions} [options]
+ * @param {import('@sallyport/express').GuardOptions} [options]
  */
 export function createApp(vendor, options = {}) {
   const backend = ipqs({
@@ -81,7 +81,7 @@ export function createApp(vendor, options = {}) {
     gate.checkpoint({
       event: 'signup',
       // Only digests of secrets leave the app: IPQualityScore takes the password as SHA-256 to spot
-      // reused credentials, and Gatehouse refuses a raw `password` field with a 400.
+      // reused credentials, and Sallyport refuses a raw `password` field with a 400.
       transaction: (req) => {
         const password = field(req.body, 'password')
         return {
@@ -110,16 +110,16 @@ export function createApp(vendor, options = {}) {
         return
       }
       accounts.set(username, { email })
-      const decision = req.gatehouse
+      const decision = req.sallyport
       const summary = { verdict: decision?.verdict, source: decision?.source, reason: decision?.reason, requestId: decision?.requestId }
       res.status(201)
       if (req.accepts(['html', 'json']) === 'json')
-        res.json({ created: username, gatehouse: summary, fraud_score: decision?.signals.fraud_score })
+        res.json({ created: username, sallyport: summary, fraud_score: decision?.signals.fraud_score })
       else res.send(page('Welcome', `<p>Account <strong>${escapeHtml(username)}</strong> created.</p>`))
     },
   )
 
-  // Gatehouse hands invalid checkpoint data to the app as a 400; answer it without a stack trace.
+  // Sallyport hands invalid checkpoint data to the app as a 400; answer it without a stack trace.
   app.use((error, _req, res, _next) => {
     res.status(error.statusCode ?? 500).json({ error: error.code ?? 'internal_error', message: error.expose ? error.message : undefined })
   })
@@ -190,7 +190,7 @@ async function main() {
     process.exit(1)
   }
 
-  console.log(`Gatehouse IPQualityScore signup example on ${site.url}/`)
+  console.log(`Sallyport IPQualityScore signup example on ${site.url}/`)
   if (fake === undefined) console.log('Lookups go to IPQualityScore with the key in IPQS_KEY.')
   else {
     console.log(`IPQS_KEY is not set: lookups go to a local fake IPQualityScore at ${fake.url}.`)

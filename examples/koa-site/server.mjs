@@ -1,15 +1,15 @@
-// A Koa 3 shop guarded by Gatehouse.
+// A Koa 3 shop guarded by Sallyport.
 //
 //   node server.mjs            → http://127.0.0.1:3000 (PORT and HOST change it)
 //
 // With TRUSTED_ACCOUNTS_SECRET_KEY and TRUSTED_ACCOUNTS_PUBLISHABLE_KEY set, decisions come
-// from Trusted Accounts; without them, from Gatehouse's embedded local policy engine.
+// from Trusted Accounts; without them, from Sallyport's embedded local policy engine.
 
 import { realpathSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { fileURLToPath } from 'node:url'
-import { guard } from '@gatehouse/koa'
-import { trustedAccounts } from '@gatehouse/trusted-accounts'
+import { guard } from '@sallyport/koa'
+import { trustedAccounts } from '@sallyport/trusted-accounts'
 import Koa from 'koa'
 import bodyParser from 'koa-bodyparser'
 
@@ -63,7 +63,7 @@ function router() {
   }
 }
 
-/** One line about the decision Gatehouse made for this request, for the page footer. */
+/** One line about the decision Sallyport made for this request, for the page footer. */
 function describe(decision) {
   if (decision === undefined) return 'no decision'
   const reason = decision.reason === null ? '' : `, reason ${decision.reason}`
@@ -74,13 +74,13 @@ function page(ctx, title, body) {
   ctx.type = 'html'
   ctx.body = `<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${escapeHtml(title)} · Gatehouse shop</title>
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${escapeHtml(title)} · Sallyport shop</title>
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#222}nav a{margin-right:1rem}footer{margin-top:3rem;color:#666;font-size:.875rem}</style></head>
 <body>
 <nav><a href="/">Home</a><a href="/products">Products</a><a href="/api/products">API</a><a href="/login">Sign in</a></nav>
 <h1>${escapeHtml(title)}</h1>
 ${body}
-<footer>Gatehouse: ${escapeHtml(describe(ctx.state.gatehouse))}</footer>
+<footer>Sallyport: ${escapeHtml(describe(ctx.state.sallyport))}</footer>
 </body>
 </html>
 `
@@ -90,8 +90,8 @@ ${body}
  * Builds the site. Every option except `skip` goes to `guard()` unchanged; `/health` is
  * always skipped (no backend call).
  *
- * @param {import('@gatehouse/koa').GuardOptions} [options]
- * @returns {{ app: import('koa'), gate: import('@gatehouse/koa').GuardMiddleware }}
+ * @param {import('@sallyport/koa').GuardOptions} [options]
+ * @returns {{ app: import('koa'), gate: import('@sallyport/koa').GuardMiddleware }}
  */
 export function createApp(options = {}) {
   const { skip = [], ...rest } = options
@@ -109,7 +109,7 @@ export function createApp(options = {}) {
     page(
       ctx,
       'Welcome',
-      '<p>A tiny shop guarded by Gatehouse. Browse the <a href="/products">products</a> or <a href="/login">sign in</a>.</p>',
+      '<p>A tiny shop guarded by Sallyport. Browse the <a href="/products">products</a> or <a href="/login">sign in</a>.</p>',
     )
   })
 
@@ -119,8 +119,8 @@ export function createApp(options = {}) {
   })
 
   routes.get('/api/products', (ctx) => {
-    const decision = ctx.state.gatehouse
-    ctx.body = { products: PRODUCTS, gatehouse: { verdict: decision?.verdict, source: decision?.source } }
+    const decision = ctx.state.sallyport
+    ctx.body = { products: PRODUCTS, sallyport: { verdict: decision?.verdict, source: decision?.source } }
   })
 
   routes.get('/login', (ctx) => {
@@ -150,7 +150,7 @@ export function createApp(options = {}) {
         return
       }
       // This is a demo: any password signs you in. Your own check goes here.
-      if (json) ctx.body = { ok: true, email, gatehouse: ctx.state.gatehouse?.verdict }
+      if (json) ctx.body = { ok: true, email, sallyport: ctx.state.sallyport?.verdict }
       else page(ctx, 'Signed in', `<p>Welcome back, ${escapeHtml(email)}.</p>`)
     },
   )
@@ -230,7 +230,7 @@ async function main() {
     await gate.close()
     process.exit(1)
   }
-  console.log(`Gatehouse Koa example on ${site.url}/ (decisions: ${backend === undefined ? 'embedded local policies' : backend.name})`)
+  console.log(`Sallyport Koa example on ${site.url}/ (decisions: ${backend === undefined ? 'embedded local policies' : backend.name})`)
   if (backend === undefined) console.log(`A browser passes; an HTTP library is challenged: curl -i -H 'accept: text/html' ${site.url}/`)
 
   let closing = false

@@ -1,6 +1,6 @@
 // Login and signup checkpoints judged by TraceNow, on Express 5.
 //
-//   pnpm --filter @gatehouse/example-tracenow-login start   → http://127.0.0.1:3000 (PORT and HOST change it)
+//   pnpm --filter @sallyport/example-tracenow-login start   → http://127.0.0.1:3000 (PORT and HOST change it)
 //
 // With TRACENOW_SECRET_KEY set, traces go to TraceNow (TRACENOW_BASE_URL overrides the API, and
 // TRACENOW_PUBLISHABLE_KEY adds TraceNow's browser snippet, whose device token the forms send).
@@ -8,18 +8,18 @@
 // a few rules to try:
 //   an address at mailinator.com      → deny  ("Disposable email")
 //   an address starting with "tor"    → challenge ("Tor exit node")
-//   a first signup for an address     → partial signals, so Gatehouse asks once more (awaitCompleteSignals)
+//   a first signup for an address     → partial signals, so Sallyport asks once more (awaitCompleteSignals)
 
 import { realpathSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { fileURLToPath } from 'node:url'
-import { guard } from '@gatehouse/express'
-import { fakeTraceNow } from '@gatehouse/testing'
-import { tracenow } from '@gatehouse/tracenow'
+import { guard } from '@sallyport/express'
+import { fakeTraceNow } from '@sallyport/testing'
+import { tracenow } from '@sallyport/tracenow'
 import express from 'express'
 
 const RULES = `<p>The local fake TraceNow answers: an address at <code>mailinator.com</code> → deny; an address starting with <code>tor</code> → challenge;
-a first signup for an address → partial signals, so Gatehouse asks once more.</p>`
+a first signup for an address → partial signals, so Sallyport asks once more.</p>`
 
 /**
  * The demo page. With a publishable key, TraceNow's browser snippet runs and its device token
@@ -33,12 +33,12 @@ function page({ publishableKey, offline }) {
 <script>window.tracenowClient = tracenow(${JSON.stringify(publishableKey).replace(/</g, '\\u003c')})</script>`
   return `<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>TraceNow checkpoints · Gatehouse</title>
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>TraceNow checkpoints · Sallyport</title>
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#222}form{margin:1.5rem 0;padding:1rem;border:1px solid #ddd;border-radius:.5rem}pre{background:#f6f6f6;padding:1rem;overflow:auto}</style>
 ${snippet}</head>
 <body>
 <h1>Login and signup checkpoints</h1>
-<p>Each form posts JSON to a route guarded by <code>gate.checkpoint()</code>; below is what the route (or Gatehouse) answered.</p>
+<p>Each form posts JSON to a route guarded by <code>gate.checkpoint()</code>; below is what the route (or Sallyport) answered.</p>
 ${offline ? RULES : ''}
 <form data-path="/login"><h2>Sign in</h2>
 <p><label>Email <input type="email" name="email" required value="ada@example.com"></label></p>
@@ -92,8 +92,8 @@ function summary(decision) {
 
 /**
  * Builds the app around a TraceNow backend.
- * @param {import('@gatehouse/tracenow').TraceNowOptions} traceNowOptions
- * @param {{ onDecision?: (decision: import('@gatehouse/express').Decision) => void, publishableKey?: string, offline?: boolean }} [extras]
+ * @param {import('@sallyport/tracenow').TraceNowOptions} traceNowOptions
+ * @param {{ onDecision?: (decision: import('@sallyport/express').Decision) => void, publishableKey?: string, offline?: boolean }} [extras]
  */
 export function createApp(traceNowOptions, extras = {}) {
   // Signup waits for complete signals, so the budget leaves room for the delay and a second call.
@@ -117,7 +117,7 @@ export function createApp(traceNowOptions, extras = {}) {
     gate.checkpoint({ event: 'login', email: (req) => req.body?.email, deviceToken: (req) => req.body?.deviceToken }),
     (req, res) => {
       // A demo: any password signs you in. Your own check goes here.
-      res.json({ ok: true, signedIn: req.body?.email, gatehouse: summary(req.gatehouse) })
+      res.json({ ok: true, signedIn: req.body?.email, sallyport: summary(req.sallyport) })
     },
   )
 
@@ -132,7 +132,7 @@ export function createApp(traceNowOptions, extras = {}) {
       awaitCompleteSignals: { delayMs: 300 },
     }),
     (req, res) => {
-      res.status(201).json({ ok: true, created: req.body?.email, gatehouse: summary(req.gatehouse) })
+      res.status(201).json({ ok: true, created: req.body?.email, sallyport: summary(req.sallyport) })
     },
   )
 

@@ -12,15 +12,15 @@
 //   curl -s localhost:3000/checkout -H 'content-type: application/json' -d '{"amount":42.1}'   → 400: amounts travel as strings
 
 import { createServer } from 'node:http'
-import { guard } from '@gatehouse/express'
-import { fakeTracer } from '@gatehouse/testing'
-import { tracer } from '@gatehouse/tracer'
+import { guard } from '@sallyport/express'
+import { fakeTracer } from '@sallyport/testing'
+import { tracer } from '@sallyport/tracer'
 import express from 'express'
 
 // In a real shop these come from the session and the database, fresh for every order:
 // Tracer judges only what it is sent.
 const ACCOUNT = { accountId: '3f1c2b9e-8a4d-4c6b-9f0e-1a2b3c4d5e6f', type: 'checking', status: 'active' }
-const MERCHANT = { merchantId: '7d9e8f10-1b2c-4d3e-8f4a-5b6c7d8e9f01', name: 'Gatehouse Demo Shop', category: '5732', country: 'DE' }
+const MERCHANT = { merchantId: '7d9e8f10-1b2c-4d3e-8f4a-5b6c7d8e9f01', name: 'Sallyport Demo Shop', category: '5732', country: 'DE' }
 
 /** Orders a person must look at before they ship. A real shop would use its case-management tool. */
 const reviewQueue = []
@@ -76,7 +76,7 @@ const app = express()
 app.use(gate)
 
 app.get('/', (_req, res) => {
-  res.json({ shop: 'Gatehouse Demo Shop', try: 'POST /checkout {"amount":"42.00"}', reviewQueue: '/review-queue' })
+  res.json({ shop: 'Sallyport Demo Shop', try: 'POST /checkout {"amount":"42.00"}', reviewQueue: '/review-queue' })
 })
 
 app.post(
@@ -99,7 +99,7 @@ app.post(
     onError: 'deny',
   }),
   (req, res) => {
-    const decision = req.gatehouse
+    const decision = req.sallyport
     if (decision?.verdict === 'review') {
       res.status(202).json({ status: 'held_for_review', validationId: decision.requestId })
       return

@@ -48,7 +48,7 @@ describe(`a real browser and the self-hosted challenge (${framework})`, () => {
     })
     let solveMs: number | undefined
     page.on('request', (sent) => {
-      if (!sent.url().endsWith('/.gatehouse/verify')) return
+      if (!sent.url().endsWith('/.sallyport/verify')) return
       const payload = new URLSearchParams(sent.postData() ?? '').get('payload')
       solveMs = (JSON.parse(payload ?? '{}') as { solution?: { time?: number } }).solution?.time
     })
@@ -56,12 +56,12 @@ describe(`a real browser and the self-hosted challenge (${framework})`, () => {
     await page.goto(`${site.url}/products?page=2`, { waitUntil: 'domcontentloaded' })
     await page.waitForURL(`${site.url}/products?page=2`, { timeout: 15_000 })
     const solvedInMs = performance.now() - started
-    expect(seen).toContain('/.gatehouse/challenge')
+    expect(seen).toContain('/.sallyport/challenge')
     const body = JSON.parse((await page.textContent('body')) ?? '{}') as { path?: string; decision?: { verdict?: string } }
     expect(body.path).toBe('/products?page=2')
     expect(body.decision?.verdict).toBe('allow')
     const cookies = await context.cookies()
-    const clearance = cookies.find((cookie) => cookie.name === 'gatehouse_clearance')
+    const clearance = cookies.find((cookie) => cookie.name === 'sallyport_clearance')
     expect(clearance).toMatchObject({ httpOnly: true, sameSite: 'Lax', path: '/' })
 
     const again = await page.goto(`${site.url}/account`)
@@ -78,20 +78,20 @@ describe(`a real browser and the self-hosted challenge (${framework})`, () => {
     const context = await browser.newContext({ javaScriptEnabled: false })
     const page = await context.newPage()
     await page.goto(`${site.url}/products`)
-    expect(new URL(page.url()).pathname).toBe('/.gatehouse/challenge')
+    expect(new URL(page.url()).pathname).toBe('/.sallyport/challenge')
     await expect.poll(() => page.locator('noscript, .noscript').first().textContent()).toContain('needs JavaScript')
     expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe('Just a moment')
     await page.screenshot({ path: new URL(`challenge-nojs-${framework}.png`, SHOTS).pathname, fullPage: true })
     await page.goto(`${site.url}/products`)
-    expect(new URL(page.url()).pathname).toBe('/.gatehouse/challenge')
-    expect((await context.cookies()).some((cookie) => cookie.name === 'gatehouse_clearance')).toBe(false)
+    expect(new URL(page.url()).pathname).toBe('/.sallyport/challenge')
+    expect((await context.cookies()).some((cookie) => cookie.name === 'sallyport_clearance')).toBe(false)
     await context.close()
 
     // With JavaScript, hold the answer back so the page can be seen mid-check.
     const shown = await browser.newContext()
     const live = await shown.newPage()
     // A 204 answer to the form post leaves the page where it is.
-    await live.route('**/.gatehouse/verify', (route) => route.fulfill({ status: 204 }))
+    await live.route('**/.sallyport/verify', (route) => route.fulfill({ status: 204 }))
     await live.goto(`${site.url}/products`, { waitUntil: 'commit' })
     await live.waitForSelector('#status[data-state=done]')
     await live.screenshot({ path: new URL(`challenge-${framework}.png`, SHOTS).pathname, fullPage: true })

@@ -1,5 +1,5 @@
 /** What a backend hands back — page URLs and cookies — is checked before it reaches the visitor. */
-import { type DecisionBackend, GatehouseError, localPolicies, type Verdict } from '@gatehouse/core'
+import { type DecisionBackend, localPolicies, SallyportError, type Verdict } from '@sallyport/core'
 import request from 'supertest'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { framework, rawRequest, type Site, startSite } from './harness.js'
@@ -31,15 +31,15 @@ function pagedBackend(verdict: Verdict) {
   return { backend, page }
 }
 
-async function constructionError(run: () => Promise<unknown>): Promise<GatehouseError> {
+async function constructionError(run: () => Promise<unknown>): Promise<SallyportError> {
   let caught: unknown
   try {
     site = (await run()) as Site
   } catch (error) {
     caught = error
   }
-  expect(caught, 'expected the site to fail at start-up').toBeInstanceOf(GatehouseError)
-  return caught as GatehouseError
+  expect(caught, 'expected the site to fail at start-up').toBeInstanceOf(SallyportError)
+  return caught as SallyportError
 }
 
 describe(`hosted page URLs (${framework})`, () => {
@@ -51,7 +51,7 @@ describe(`hosted page URLs (${framework})`, () => {
   ] as const)('a backend configured with a %s page of %s fails at start-up', async (kind, url) => {
     const backend: DecisionBackend = { name: 'bad-pages', pages: { [kind]: url }, decide: async () => ({ verdict: kind }) }
     const error = await constructionError(() => startSite({ gate: { backend } }))
-    expect(error.code).toBe('GH_INVALID_OPTION')
+    expect(error.code).toBe('SP_INVALID_OPTION')
     expect(error.message).toContain('bad-pages')
   })
 
@@ -92,14 +92,14 @@ describe(`hosted page URLs (${framework})`, () => {
 
     site = await startSite({ gate: { backend: localPolicies({ logger: { warn() {}, error() {} }, secret: 's'.repeat(32) }) } })
     const local = await request(site.url).get('/account').set('Accept', HTML).set('User-Agent', 'curl/8.5.0').expect(302)
-    expect(local.headers.location).toMatch(new RegExp(`^${site.url}/\\.gatehouse/challenge\\?`))
+    expect(local.headers.location).toMatch(new RegExp(`^${site.url}/\\.sallyport/challenge\\?`))
   })
 
   it('with NODE_ENV=production an http challenge.url option fails at start-up', async () => {
     vi.stubEnv('NODE_ENV', 'production')
     const { backend } = pagedBackend('challenge')
     const error = await constructionError(() => startSite({ gate: { backend, challenge: { url: 'http://verify.shop.test/' } } }))
-    expect(error).toMatchObject({ code: 'GH_INVALID_OPTION', option: 'challenge.url' })
+    expect(error).toMatchObject({ code: 'SP_INVALID_OPTION', option: 'challenge.url' })
   })
 })
 
@@ -117,7 +117,7 @@ describe(`cookie Domain and count limits (${framework})`, () => {
     const response = await rawRequest(site.port, ['GET / HTTP/1.1', 'Host: shop.test'])
     expect(response.status).toBe(200)
     expect(response.header('set-cookie').sort()).toEqual(['app_session=s1; Path=/; HttpOnly', 'vid=3; Domain=shop.test; Path=/'])
-    expect(site.logs).toContainEqual(['warn', 'GH_WARN_COOKIE_REJECTED'])
+    expect(site.logs).toContainEqual(['warn', 'SP_WARN_COOKIE_REJECTED'])
   })
 
   it('drops a cookie for a multi-label public suffix such as co.uk', async () => {
@@ -143,7 +143,7 @@ describe(`cookie Domain and count limits (${framework})`, () => {
     expect(cookies).toContain('app_session=s1; Path=/; HttpOnly')
     expect(cookies.filter((cookie) => cookie.startsWith('c'))).toEqual(names.slice(0, 10).map((name) => `${name}=1; Path=/`))
     expect(site.decisions[0]?.setCookies).toHaveLength(10)
-    expect(site.logs).toContainEqual(['warn', 'GH_WARN_COOKIE_REJECTED'])
+    expect(site.logs).toContainEqual(['warn', 'SP_WARN_COOKIE_REJECTED'])
   })
 
   it('the limit of 10 counts every backend of a fan-out together', async () => {

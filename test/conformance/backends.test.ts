@@ -1,4 +1,4 @@
-import { type DecisionBackend, invalidCheckpoint, MemoryStore, type Verdict } from '@gatehouse/core'
+import { type DecisionBackend, invalidCheckpoint, MemoryStore, type Verdict } from '@sallyport/core'
 import request from 'supertest'
 import { afterEach, describe, expect, it } from 'vitest'
 import { framework, type Site, startSite } from './harness.js'
@@ -59,7 +59,7 @@ describe(`several backends at once (${framework})`, () => {
 
   it('two backends with the same name are refused at construction', async () => {
     await expect(startSite({ gate: { backend: [fixed('x', 'allow'), fixed('x', 'deny')] } })).rejects.toMatchObject({
-      code: 'GH_INVALID_OPTION',
+      code: 'SP_INVALID_OPTION',
       option: 'backend',
     })
   })
@@ -85,7 +85,7 @@ describe(`invalid checkpoint data (${framework})`, () => {
   it('in monitor mode is logged and the route runs', async () => {
     site = await startSite({ gate: { backend: strict, mode: 'monitor' } })
     await request(site.url).post('/login').send({ email: 'ada@example.com' }).expect(200)
-    expect(site.logs).toContainEqual(['error', 'GH_INVALID_CHECKPOINT'])
+    expect(site.logs).toContainEqual(['error', 'SP_INVALID_CHECKPOINT'])
   })
 })
 

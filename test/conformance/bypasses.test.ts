@@ -5,10 +5,10 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { connect } from 'node:net'
-import { type DecisionBackend, GatehouseError, httpBackend, localPolicies, type Rule, type Verdict } from '@gatehouse/core'
-import { ipqs } from '@gatehouse/ipqs'
-import { fakeIpqs, fakeTrustedAccounts } from '@gatehouse/testing'
-import { trustedAccounts } from '@gatehouse/trusted-accounts'
+import { type DecisionBackend, httpBackend, localPolicies, type Rule, SallyportError, type Verdict } from '@sallyport/core'
+import { ipqs } from '@sallyport/ipqs'
+import { fakeIpqs, fakeTrustedAccounts } from '@sallyport/testing'
+import { trustedAccounts } from '@sallyport/trusted-accounts'
 import request from 'supertest'
 import { afterEach, describe, expect, it } from 'vitest'
 import { framework, type Site, startSite } from './harness.js'
@@ -226,8 +226,8 @@ describe(`one client's burst does not open the breaker for everyone (${framework
     const fallbacks = site.decisions.filter((decision) => decision.source === 'fallback')
     expect(fallbacks.every((decision) => decision.reason === 'pool_saturated' || decision.reason === 'timeout')).toBe(true)
     expect(burst.filter((response) => response.status === 403)).toHaveLength(fallbacks.length)
-    expect(site.logs.filter(([, code]) => code === 'GH_WARN_POOL_SATURATED')).toEqual([['warn', 'GH_WARN_POOL_SATURATED']])
-    expect(site.logs.some(([, code]) => code === 'GH_BREAKER_OPEN')).toBe(false)
+    expect(site.logs.filter(([, code]) => code === 'SP_WARN_POOL_SATURATED')).toEqual([['warn', 'SP_WARN_POOL_SATURATED']])
+    expect(site.logs.some(([, code]) => code === 'SP_BREAKER_OPEN')).toBe(false)
     await settle(300)
     await request(site.url).get('/').set('Accept', 'application/json').expect(200)
     expect(site.decisions.at(-1)).toMatchObject({ source: 'backend', backend: 'risk' })
@@ -289,7 +289,7 @@ describe(`fail-closed checkpoints stay closed for every failure class (${framewo
       const refusing: DecisionBackend = {
         name: 'vendor',
         decide: async () => {
-          throw GatehouseError.backend('client', `refused with HTTP ${status}`, { status })
+          throw SallyportError.backend('client', `refused with HTTP ${status}`, { status })
         },
       }
       site = await startSite({ gate: { backend: refusing }, checkpoint: { onError: 'deny' } })
@@ -305,6 +305,6 @@ describe(`fail-closed checkpoints stay closed for every failure class (${framewo
     })
     await request(site.url).post('/login').send({ email: 'a@example.com' }).expect(200)
     await request(site.url).post('/login').send({ email: 'a@example.com' }).expect(200)
-    expect(site.logs.filter(([, code]) => code === 'GH_WARN_ON_ERROR_OPEN')).toEqual([['warn', 'GH_WARN_ON_ERROR_OPEN']])
+    expect(site.logs.filter(([, code]) => code === 'SP_WARN_ON_ERROR_OPEN')).toEqual([['warn', 'SP_WARN_ON_ERROR_OPEN']])
   })
 })

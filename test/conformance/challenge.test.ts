@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { CLEARANCE_COOKIE, createChallengeService, type DecisionBackend, MemoryStore } from '@gatehouse/core'
+import { CLEARANCE_COOKIE, createChallengeService, type DecisionBackend, MemoryStore } from '@sallyport/core'
 import request from 'supertest'
 import { afterEach, describe, expect, it } from 'vitest'
 import { framework, type Site, startSite } from './harness.js'
@@ -11,7 +11,7 @@ afterEach(async () => {
 })
 
 const HTML = 'text/html,application/xhtml+xml;q=0.9,*/*;q=0.8'
-const BROWSER = 'Mozilla/5.0 (X11; Linux x86_64) Gatehouse-Test'
+const BROWSER = 'Mozilla/5.0 (X11; Linux x86_64) Sallyport-Test'
 
 /** A backend that challenges every navigation until the visitor holds a clearance. */
 function challenging(clock: { now: number }): DecisionBackend {
@@ -49,7 +49,7 @@ async function passChallenge(current: Site, path: string, userAgent = BROWSER) {
   const first = await request(current.url).get(path).set('Accept', HTML).set('User-Agent', userAgent).expect(302)
   const pageUrl = new URL(String(first.headers.location))
   expect(pageUrl.origin).toBe(current.url)
-  expect(pageUrl.pathname).toBe('/.gatehouse/challenge')
+  expect(pageUrl.pathname).toBe('/.sallyport/challenge')
   const page = await request(current.url)
     .get(pageUrl.pathname + pageUrl.search)
     .set('Accept', HTML)
@@ -57,7 +57,7 @@ async function passChallenge(current: Site, path: string, userAgent = BROWSER) {
     .expect(200)
   const payload = solve(page.text)
   const verified = await request(current.url)
-    .post('/.gatehouse/verify')
+    .post('/.sallyport/verify')
     .type('form')
     .set('User-Agent', userAgent)
     .send({ payload, redirect_url: pageUrl.searchParams.get('redirect_url') ?? '' })
@@ -113,7 +113,7 @@ describe(`self-hosted challenge (${framework})`, () => {
     const { verified, payload } = await passChallenge(site, '/')
     expect(verified.status).toBe(303)
     const replay = await request(site.url)
-      .post('/.gatehouse/verify')
+      .post('/.sallyport/verify')
       .type('form')
       .set('User-Agent', BROWSER)
       .send({ payload, redirect_url: '/' })
@@ -124,16 +124,16 @@ describe(`self-hosted challenge (${framework})`, () => {
   it('refuses a solution made for another browser, and garbage', async () => {
     const clock = { now: Date.now() }
     site = await startSite({ gate: { backend: challenging(clock) } })
-    const page = await request(site.url).get('/.gatehouse/challenge').set('User-Agent', 'Solver/1.0').expect(200)
+    const page = await request(site.url).get('/.sallyport/challenge').set('User-Agent', 'Solver/1.0').expect(200)
     const payload = solve(page.text)
-    await request(site.url).post('/.gatehouse/verify').type('form').set('User-Agent', BROWSER).send({ payload }).expect(403)
-    await request(site.url).post('/.gatehouse/verify').type('form').send({ payload: '{"challenge":1}' }).expect(403)
+    await request(site.url).post('/.sallyport/verify').type('form').set('User-Agent', BROWSER).send({ payload }).expect(403)
+    await request(site.url).post('/.sallyport/verify').type('form').send({ payload: '{"challenge":1}' }).expect(403)
     await request(site.url)
-      .post('/.gatehouse/verify')
+      .post('/.sallyport/verify')
       .type('form')
       .send({ payload: 'x'.repeat(20_000) })
       .expect(403)
-    await request(site.url).post('/.gatehouse/verify').type('json').send({ payload }).expect(403)
+    await request(site.url).post('/.sallyport/verify').type('json').send({ payload }).expect(403)
   })
 
   it.each([['//evil.com'], ['https://evil.com/'], ['/\\evil.com'], ['/%2F%2Fevil.com'], ['javascript:alert(1)']])(
@@ -142,13 +142,13 @@ describe(`self-hosted challenge (${framework})`, () => {
       const clock = { now: Date.now() }
       site = await startSite({ gate: { backend: challenging(clock) } })
       const page = await request(site.url)
-        .get('/.gatehouse/challenge')
+        .get('/.sallyport/challenge')
         .query({ redirect_url: target })
         .set('User-Agent', BROWSER)
         .expect(200)
       expect(page.text).not.toContain('evil.com')
       const verified = await request(site.url)
-        .post('/.gatehouse/verify')
+        .post('/.sallyport/verify')
         .type('form')
         .set('User-Agent', BROWSER)
         .send({ payload: solve(page.text), redirect_url: target })
@@ -159,7 +159,7 @@ describe(`self-hosted challenge (${framework})`, () => {
 
   it('answers unknown paths under its prefix with 404, never reaching the app', async () => {
     site = await startSite({ gate: { backend: challenging({ now: Date.now() }) } })
-    await request(site.url).get('/.gatehouse/other').expect(404)
+    await request(site.url).get('/.sallyport/other').expect(404)
     expect(site.handled()).toBe(0)
   })
 })

@@ -1,5 +1,5 @@
-import { type FakeTrustedAccounts, fakeTrustedAccounts } from '@gatehouse/testing'
-import { trustedAccounts } from '@gatehouse/trusted-accounts'
+import { type FakeTrustedAccounts, fakeTrustedAccounts } from '@sallyport/testing'
+import { trustedAccounts } from '@sallyport/trusted-accounts'
 import request from 'supertest'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { framework, rawRequest, type Site, type SiteOptions, startSite } from './harness.js'
@@ -41,7 +41,7 @@ describe(`client IP (${framework})`, () => {
     expect(await ipSeen(current, '6.6.6.6')).toBe('127.0.0.1')
     expect(await ipSeen(current, '6.6.6.6')).toBe('127.0.0.1')
     // A private peer sending X-Forwarded-For looks like an untrusted proxy: warned once, with a code.
-    expect(current.logs.filter(([, code]) => code === 'GH_WARN_XFF_UNTRUSTED')).toEqual([['warn', 'GH_WARN_XFF_UNTRUSTED']])
+    expect(current.logs.filter(([, code]) => code === 'SP_WARN_XFF_UNTRUSTED')).toEqual([['warn', 'SP_WARN_XFF_UNTRUSTED']])
   })
 
   it('takes the entry a trusted one-hop proxy appended, not the one the client wrote', async () => {

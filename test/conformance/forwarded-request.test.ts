@@ -2,9 +2,9 @@
  * What of a request leaves for a vendor: the headers that describe the client, the path
  * without its query (but the parameters the site names), and a Referer without its query.
  */
-import { type DecisionBackend, type DecisionInput, localPolicies } from '@gatehouse/core'
-import { type FakeTrustedAccounts, fakeTrustedAccounts } from '@gatehouse/testing'
-import { trustedAccounts } from '@gatehouse/trusted-accounts'
+import { type DecisionBackend, type DecisionInput, localPolicies } from '@sallyport/core'
+import { type FakeTrustedAccounts, fakeTrustedAccounts } from '@sallyport/testing'
+import { trustedAccounts } from '@sallyport/trusted-accounts'
 import request from 'supertest'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { framework, rawRequest, type Site, startSite } from './harness.js'

@@ -1,6 +1,6 @@
 /** Attacks and misconfigurations found in review, each pinned by a test. */
 import { createHash } from 'node:crypto'
-import { type DecisionBackend, localPolicies, type Verdict } from '@gatehouse/core'
+import { type DecisionBackend, localPolicies, type Verdict } from '@sallyport/core'
 import request from 'supertest'
 import { afterEach, describe, expect, it } from 'vitest'
 import { framework, rawRequest, type Site, startSite } from './harness.js'
@@ -67,7 +67,7 @@ describe(`hardening (${framework})`, () => {
     site = await startSite({ frameworkTrustsAll: true, gate: { backend: quietLocal() } })
     await request(site.url).get('/').set('X-Forwarded-For', '1.1.1.1').expect(200)
     await request(site.url).get('/').expect(200)
-    expect(site.logs.filter(([, code]) => code === 'GH_WARN_TRUST_ALL_PROXIES')).toHaveLength(1)
+    expect(site.logs.filter(([, code]) => code === 'SP_WARN_TRUST_ALL_PROXIES')).toHaveLength(1)
   })
 
   it('requests that a backend refuses (4xx) cannot be used to open its breaker', async () => {
@@ -76,22 +76,22 @@ describe(`hardening (${framework})`, () => {
       name: 'picky',
       decide: async () => {
         calls++
-        const { GatehouseError } = await import('@gatehouse/core')
-        throw GatehouseError.backend('client', 'refused this input', { status: 422 })
+        const { SallyportError } = await import('@sallyport/core')
+        throw SallyportError.backend('client', 'refused this input', { status: 422 })
       },
     }
     site = await startSite({ gate: { backend: picky, breaker: { consecutiveFailures: 2 } } })
     for (let i = 0; i < 6; i++) await request(site.url).get('/').expect(200)
     expect(calls).toBe(6)
-    expect(site.logs.map(([, code]) => code)).not.toContain('GH_BREAKER_OPEN')
+    expect(site.logs.map(([, code]) => code)).not.toContain('SP_BREAKER_OPEN')
   })
 })
 
 describe(`the challenge behind other body parsers (${framework})`, () => {
   it('verifies a solution even when a JSON body parser ran first', async () => {
     site = await startSite({ jsonParserFirst: true, gate: { backend: quietLocal({ difficulty: 2000 }) } })
-    const agent = 'Mozilla/5.0 (X11; Linux x86_64) Gatehouse-Test'
-    const page = await request(site.url).get('/.gatehouse/challenge').set('User-Agent', agent).expect(200)
+    const agent = 'Mozilla/5.0 (X11; Linux x86_64) Sallyport-Test'
+    const page = await request(site.url).get('/.sallyport/challenge').set('User-Agent', agent).expect(200)
     const json = /<script type="application\/json" id="gh-challenge">([^<]*)<\/script>/.exec(page.text)?.[1]
     const data = JSON.parse(json ?? 'null') as {
       challenge: { parameters: { salt: string; nonce: string; keyPrefix: string } }
@@ -106,7 +106,7 @@ describe(`the challenge behind other body parsers (${framework})`, () => {
       if (key.startsWith(keyPrefix)) payload = JSON.stringify({ challenge: data.challenge, solution: { counter, derivedKey: key } })
     }
     await request(site.url)
-      .post('/.gatehouse/verify')
+      .post('/.sallyport/verify')
       .type('form')
       .set('User-Agent', agent)
       .send({ payload, redirect_url: '/' })

@@ -1,16 +1,16 @@
 /**
  * One harness, four frameworks: builds the same small site on Express 4, Express 5, Koa 2
- * or Koa 3 (picked by GATEHOUSE_FRAMEWORK, set per vitest project) so the conformance
+ * or Koa 3 (picked by SALLYPORT_FRAMEWORK, set per vitest project) so the conformance
  * suite runs unchanged against each.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { connect } from 'node:net'
-import type { CheckpointSpec, Decision, GateOptions } from '@gatehouse/core'
-import { guard as expressGuard, type GuardRequest } from '@gatehouse/express'
-import { type GuardContext, guard as koaGuard } from '@gatehouse/koa'
+import type { CheckpointSpec, Decision, GateOptions } from '@sallyport/core'
+import { guard as expressGuard, type GuardRequest } from '@sallyport/express'
+import { type GuardContext, guard as koaGuard } from '@sallyport/koa'
 
-export const framework = (process.env.GATEHOUSE_FRAMEWORK ?? 'express-5') as 'express-4' | 'express-5' | 'koa-2' | 'koa-3'
+export const framework = (process.env.SALLYPORT_FRAMEWORK ?? 'express-5') as 'express-4' | 'express-5' | 'koa-2' | 'koa-3'
 export const isKoa = framework.startsWith('koa')
 
 /** Hooks receive Express's `req` or Koa's `ctx`; tests only use them through these helpers. */
@@ -25,11 +25,11 @@ export interface SiteOptions {
   checkpoint?: Partial<CheckpointSpec<Native>>
   /** Interface to listen on. Defaults to `127.0.0.1`. */
   host?: string
-  /** An earlier middleware prepares a default response (Koa: `ctx.body`; Express: a header) before Gatehouse runs. */
+  /** An earlier middleware prepares a default response (Koa: `ctx.body`; Express: a header) before Sallyport runs. */
   presetResponse?: boolean
   /** The framework trusts every proxy (Express `trust proxy: true`; Koa `app.proxy` without `maxIpsCount`). */
   frameworkTrustsAll?: boolean
-  /** Express: a JSON body parser runs before Gatehouse (Express 4's leaves `req.body = {}` on other types). */
+  /** Express: a JSON body parser runs before Sallyport (Express 4's leaves `req.body = {}` on other types). */
   jsonParserFirst?: boolean
 }
 
@@ -38,7 +38,7 @@ export interface Site {
   port: number
   /** Decisions seen by `onDecision`, oldest first. */
   decisions: Decision[]
-  /** What Gatehouse logged, as `[level, code]`. */
+  /** What Sallyport logged, as `[level, code]`. */
   logs: Array<[string, string]>
   /** Times the site's own handler ran. */
   handled: () => number
@@ -101,12 +101,12 @@ async function buildHandler(options: SiteOptions, decisions: Decision[], logs: A
     app.use(gate)
     app.post('/login', express.json(), gate.checkpoint(checkpoint as CheckpointSpec<GuardRequest>), (req, res) => {
       count.value++
-      res.json({ route: 'login', decision: req.gatehouse })
+      res.json({ route: 'login', decision: req.sallyport })
     })
     app.use((req, res) => {
       count.value++
       res.append('Set-Cookie', 'app_session=s1; Path=/; HttpOnly')
-      res.json({ path: req.originalUrl, decision: req.gatehouse })
+      res.json({ path: req.originalUrl, decision: req.sallyport })
     })
     return { listener: app, close: () => gate.close() }
   }
@@ -132,7 +132,7 @@ async function buildHandler(options: SiteOptions, decisions: Decision[], logs: A
       ;(ctx.request as { body?: unknown }).body = await readJson(ctx.req)
       await loginCheckpoint(ctx as unknown as GuardContext, async () => {
         count.value++
-        ctx.body = { route: 'login', decision: ctx.state.gatehouse }
+        ctx.body = { route: 'login', decision: ctx.state.sallyport }
       })
       return
     }
@@ -141,7 +141,7 @@ async function buildHandler(options: SiteOptions, decisions: Decision[], logs: A
   app.use((ctx) => {
     count.value++
     ctx.append('Set-Cookie', 'app_session=s1; Path=/; HttpOnly')
-    ctx.body = { path: ctx.originalUrl, decision: ctx.state.gatehouse }
+    ctx.body = { path: ctx.originalUrl, decision: ctx.state.sallyport }
   })
   return { listener: app.callback(), close: () => gate.close() }
 }

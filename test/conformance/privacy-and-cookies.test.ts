@@ -1,6 +1,6 @@
-import type { DecisionBackend } from '@gatehouse/core'
-import { type FakeTrustedAccounts, fakeTrustedAccounts } from '@gatehouse/testing'
-import { trustedAccounts } from '@gatehouse/trusted-accounts'
+import type { DecisionBackend } from '@sallyport/core'
+import { type FakeTrustedAccounts, fakeTrustedAccounts } from '@sallyport/testing'
+import { trustedAccounts } from '@sallyport/trusted-accounts'
 import request from 'supertest'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { framework, rawRequest, type Site, startSite } from './harness.js'
@@ -103,7 +103,7 @@ describe(`Set-Cookie from the backend (${framework})`, () => {
     const response = await rawRequest(site.port, ['GET / HTTP/1.1', 'Host: www.shop.test'])
     expect(response.status).toBe(200)
     expect(response.header('set-cookie').sort()).toEqual(['app_session=s1; Path=/; HttpOnly', 'trusted_id=b; Domain=shop.test; Path=/'])
-    expect(site.logs).toContainEqual(['warn', 'GH_WARN_COOKIE_REJECTED'])
+    expect(site.logs).toContainEqual(['warn', 'SP_WARN_COOKIE_REJECTED'])
   })
 
   it('drops cookies with CR/LF or oversized values that a backend hands over', async () => {

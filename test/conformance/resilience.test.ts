@@ -1,9 +1,9 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { connect } from 'node:net'
-import { type DecisionBackend, httpBackend } from '@gatehouse/core'
-import { type FakeTrustedAccounts, type Fault, fakeTrustedAccounts } from '@gatehouse/testing'
-import { trustedAccounts } from '@gatehouse/trusted-accounts'
+import { type DecisionBackend, httpBackend } from '@sallyport/core'
+import { type FakeTrustedAccounts, type Fault, fakeTrustedAccounts } from '@sallyport/testing'
+import { trustedAccounts } from '@sallyport/trusted-accounts'
 import request from 'supertest'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { framework, hookRespond, type Site, type SiteOptions, startSite } from './harness.js'
@@ -103,7 +103,7 @@ describe(`a slow or broken backend (${framework})`, () => {
     fake.reply({ fault: { status: 429 } })
     await request(current.url).get('/').expect(200)
     expect(fake.requests).toHaveLength(1)
-    expect(current.logs).toContainEqual(['warn', 'GH_WARN_BACKEND_REFUSED'])
+    expect(current.logs).toContainEqual(['warn', 'SP_WARN_BACKEND_REFUSED'])
   })
 
   it('bounds a backend that ignores its abort signal', async () => {
@@ -180,7 +180,7 @@ describe(`hooks that misbehave (${framework})`, () => {
     const response = await request(site.url).get('/').expect(403)
     expect(response.body.error).toBe('challenge_required')
     await new Promise((resolve) => setTimeout(resolve, 200))
-    expect(site.logs).toContainEqual(['error', 'GH_HOOK_TIMEOUT'])
+    expect(site.logs).toContainEqual(['error', 'SP_HOOK_TIMEOUT'])
     expect(site.handled()).toBe(0)
   })
 
@@ -239,7 +239,7 @@ describe(`the circuit breaker (${framework})`, () => {
     fake.reply({ fault: { status: 503 } })
     for (let i = 0; i < 3; i++) await request(current.url).get('/').expect(200)
     expect(fake.requests).toHaveLength(3)
-    expect(current.logs).toContainEqual(['warn', 'GH_BREAKER_OPEN'])
+    expect(current.logs).toContainEqual(['warn', 'SP_BREAKER_OPEN'])
 
     const started = performance.now()
     await request(current.url).get('/').expect(200)
@@ -251,7 +251,7 @@ describe(`the circuit breaker (${framework})`, () => {
     await new Promise((resolve) => setTimeout(resolve, 200))
     await request(current.url).get('/api').expect(403)
     expect(fake.requests).toHaveLength(4)
-    expect(current.logs).toContainEqual(['warn', 'GH_BREAKER_CLOSED'])
+    expect(current.logs).toContainEqual(['warn', 'SP_BREAKER_CLOSED'])
     await request(current.url).get('/api').expect(403)
     expect(fake.requests).toHaveLength(5)
   })

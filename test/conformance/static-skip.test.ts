@@ -1,5 +1,5 @@
 /** The static-asset skip never hides a route the application serves dynamically. */
-import { type DecisionBackend, type DecisionInput, localPolicies } from '@gatehouse/core'
+import { type DecisionBackend, type DecisionInput, localPolicies } from '@sallyport/core'
 import request from 'supertest'
 import { afterEach, describe, expect, it } from 'vitest'
 import { framework, rawRequest, type Site, startSite } from './harness.js'

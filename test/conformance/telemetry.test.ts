@@ -1,4 +1,4 @@
-import type { DecisionBackend } from '@gatehouse/core'
+import type { DecisionBackend } from '@sallyport/core'
 import request from 'supertest'
 import { afterEach, describe, expect, it } from 'vitest'
 import { framework, type Site, startSite } from './harness.js'
@@ -11,7 +11,7 @@ afterEach(async () => {
 
 type Attributes = Record<string, string | number | boolean>
 
-/** Records what Gatehouse hands to the OpenTelemetry API, shaped like the real one. */
+/** Records what Sallyport hands to the OpenTelemetry API, shaped like the real one. */
 function recordingApi() {
   const spans: Array<{ name: string; attributes: Attributes; ended: boolean }> = []
   const metrics: Array<{ name: string; value: number; attributes: Attributes }> = []
@@ -52,23 +52,23 @@ describe(`telemetry (${framework})`, () => {
 
     expect(spans).toHaveLength(1)
     expect(spans[0]).toMatchObject({
-      name: 'gatehouse.decision',
+      name: 'sallyport.decision',
       ended: true,
       attributes: {
-        'gatehouse.checkpoint': 'login',
-        'gatehouse.verdict': 'challenge',
-        'gatehouse.source': 'backend',
-        'gatehouse.backend': 'risk',
+        'sallyport.checkpoint': 'login',
+        'sallyport.verdict': 'challenge',
+        'sallyport.source': 'backend',
+        'sallyport.backend': 'risk',
       },
     })
     expect(metrics).toContainEqual({
-      name: 'gatehouse.decisions',
+      name: 'sallyport.decisions',
       value: 1,
-      attributes: { 'gatehouse.verdict': 'challenge', 'gatehouse.source': 'backend', 'gatehouse.backend': 'risk' },
+      attributes: { 'sallyport.verdict': 'challenge', 'sallyport.source': 'backend', 'sallyport.backend': 'risk' },
     })
-    expect(metrics.find((metric) => metric.name === 'gatehouse.backend.duration')?.attributes).toEqual({
-      'gatehouse.backend': 'risk',
-      'gatehouse.outcome': 'ok',
+    expect(metrics.find((metric) => metric.name === 'sallyport.backend.duration')?.attributes).toEqual({
+      'sallyport.backend': 'risk',
+      'sallyport.outcome': 'ok',
     })
     const everything = JSON.stringify({ spans, metrics })
     for (const secret of ['ada@example.com', '127.0.0.1', '9.9.9.9']) expect(everything).not.toContain(secret)
@@ -85,13 +85,13 @@ describe(`telemetry (${framework})`, () => {
     site = await startSite({ gate: { backend: failing, telemetry: { api }, breaker: { consecutiveFailures: 2, cooldownMs: 60_000 } } })
     for (let i = 0; i < 3; i++) await request(site.url).get('/').expect(200)
     const fallbacks = metrics
-      .filter((metric) => metric.name === 'gatehouse.fallbacks')
-      .map((metric) => metric.attributes['gatehouse.failure'])
+      .filter((metric) => metric.name === 'sallyport.fallbacks')
+      .map((metric) => metric.attributes['sallyport.failure'])
     expect(fallbacks).toEqual(['network', 'network', 'circuit_open'])
     expect(metrics).toContainEqual({
-      name: 'gatehouse.breaker.state',
+      name: 'sallyport.breaker.state',
       value: 1,
-      attributes: { 'gatehouse.backend': 'down', 'gatehouse.state': 'open' },
+      attributes: { 'sallyport.backend': 'down', 'sallyport.state': 'open' },
     })
   })
 })

@@ -5,9 +5,9 @@
  */
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { guard } from '@gatehouse/express'
-import { type FakeTrustedAccounts, fakeTrustedAccounts } from '@gatehouse/testing'
-import { trustedAccounts } from '@gatehouse/trusted-accounts'
+import { guard } from '@sallyport/express'
+import { type FakeTrustedAccounts, fakeTrustedAccounts } from '@sallyport/testing'
+import { trustedAccounts } from '@sallyport/trusted-accounts'
 import express from 'express-5'
 import { Pool } from 'undici'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -84,7 +84,7 @@ describe('chaos: the backend dies and comes back under load', () => {
     await client.close()
     await new Promise<void>((resolve) => server.close(() => resolve()))
     await gate.close()
-    // With the fake still up, any keep-alive socket or timer Gatehouse forgot would still be here.
+    // With the fake still up, any keep-alive socket or timer Sallyport forgot would still be here.
     await expect.poll(handles, { timeout: 2000, interval: 50 }).toEqual(before)
     await fake.close()
 
@@ -93,8 +93,8 @@ describe('chaos: the backend dies and comes back under load', () => {
     expect(handled).toBe(sent)
     expect(doubleAnswers).toBe(0)
     expect(unhandled).toEqual([])
-    expect(logs).toContain('GH_BREAKER_OPEN')
-    expect(logs).toContain('GH_BREAKER_CLOSED')
+    expect(logs).toContain('SP_BREAKER_OPEN')
+    expect(logs).toContain('SP_BREAKER_CLOSED')
     expect(gate.gate.breakerStates()).toEqual({ 'trusted-accounts': 'closed' })
     console.info(`[chaos] ${sent} requests in ${LOAD_MS} ms, all answered 200; breaker opened and closed`)
   }, 20_000)

@@ -1,12 +1,12 @@
 /**
- * `req.gatehouse` on Express 4 and 5: Gatehouse keeps it in an accessor on Express's shared
+ * `req.sallyport` on Express 4 and 5: Sallyport keeps it in an accessor on Express's shared
  * request prototype (adding a property to a request Express has re-prototyped costs a new
  * hidden class each time). These tests hold it to what a user sees: the decision is there in
  * every app and sub-app, it can be reassigned, and requests never share one.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import { type Decision, type DecisionBackend, localPolicies } from '@gatehouse/core'
-import { type GuardRequest, guard } from '@gatehouse/express'
+import { type Decision, type DecisionBackend, localPolicies } from '@sallyport/core'
+import { type GuardRequest, guard } from '@sallyport/express'
 import request from 'supertest'
 import { describe, expect, it } from 'vitest'
 
@@ -17,9 +17,9 @@ const browser = {
   'accept-language': 'en',
 }
 type Express = typeof import('express')
-type Req = GuardRequest & { gatehouse?: Decision }
+type Req = GuardRequest & { sallyport?: Decision }
 
-describe.each(['express-4', 'express-5'])('req.gatehouse on %s', (version) => {
+describe.each(['express-4', 'express-5'])('req.sallyport on %s', (version) => {
   async function load(): Promise<Express> {
     return ((await import(version)) as { default: Express }).default
   }
@@ -31,11 +31,11 @@ describe.each(['express-4', 'express-5'])('req.gatehouse on %s', (version) => {
     app.use(guard({ logger: quiet, backend: localPolicies({ logger: quiet, rules }) }))
     const sub = express()
     sub.get('/page', (req, res) => {
-      res.json({ where: 'sub', decision: (req as Req).gatehouse ?? null })
+      res.json({ where: 'sub', decision: (req as Req).sallyport ?? null })
     })
     app.use('/sub', sub)
     app.get('/page', (req, res) => {
-      res.json({ where: 'main', decision: (req as Req).gatehouse ?? null })
+      res.json({ where: 'main', decision: (req as Req).sallyport ?? null })
     })
 
     const main = await request(app).get('/page').set(browser)
@@ -58,7 +58,7 @@ describe.each(['express-4', 'express-5'])('req.gatehouse on %s', (version) => {
     sub.use(guard({ logger: quiet, backend: localPolicies({ logger: quiet }) }))
     app.use('/shop', sub)
     app.get('/shop/cart', (req, res) => {
-      res.json({ decision: (req as Req).gatehouse ?? null })
+      res.json({ decision: (req as Req).sallyport ?? null })
     })
     const response = await request(app).get('/shop/cart').set(browser)
     expect(response.body.decision).toMatchObject({ verdict: 'allow', source: 'backend' })
@@ -68,16 +68,16 @@ describe.each(['express-4', 'express-5'])('req.gatehouse on %s', (version) => {
     const express = await load()
     const app = express()
     app.get('/open', (req, res) => {
-      res.json({ has: (req as Req).gatehouse !== undefined })
+      res.json({ has: (req as Req).sallyport !== undefined })
     })
     app.use(guard({ logger: quiet, backend: localPolicies({ logger: quiet }) }))
     app.use((req, _res, next) => {
-      const decision = (req as Req).gatehouse as Decision
-      ;(req as Req).gatehouse = { ...decision, reason: 'rewritten' }
+      const decision = (req as Req).sallyport as Decision
+      ;(req as Req).sallyport = { ...decision, reason: 'rewritten' }
       next()
     })
     app.get('/page', (req, res) => {
-      res.json({ reason: (req as Req).gatehouse?.reason })
+      res.json({ reason: (req as Req).sallyport?.reason })
     })
     expect((await request(app).get('/page').set(browser)).body).toEqual({ reason: 'rewritten' })
     expect((await request(app).get('/open').set(browser)).body).toEqual({ has: false })
@@ -85,7 +85,7 @@ describe.each(['express-4', 'express-5'])('req.gatehouse on %s', (version) => {
 
   it("follows each app's own `trust proxy`, across apps and sub-apps taking turns", async () => {
     const express = await load()
-    // Echoes the client IP Gatehouse resolved, so each answer shows which trust was applied.
+    // Echoes the client IP Sallyport resolved, so each answer shows which trust was applied.
     const echo: DecisionBackend = {
       name: 'echo',
       inProcess: true,
@@ -93,7 +93,7 @@ describe.each(['express-4', 'express-5'])('req.gatehouse on %s', (version) => {
     }
     const shared = guard({ logger: quiet, backend: echo })
     const route = (req: Req, res: import('express').Response) => {
-      res.json({ ip: req.gatehouse?.signals.ip ?? null })
+      res.json({ ip: req.sallyport?.signals.ip ?? null })
     }
     const trusting = express()
     trusting.set('trust proxy', 1)
@@ -126,14 +126,14 @@ describe.each(['express-4', 'express-5'])('req.gatehouse on %s', (version) => {
   })
 })
 
-describe('req.gatehouse without Express', () => {
+describe('req.sallyport without Express', () => {
   it('is an own property on a plain Node request', async () => {
     const middleware = guard({ logger: quiet, backend: localPolicies({ logger: quiet }) })
     const server = createServer((req: IncomingMessage, res: ServerResponse) => {
       middleware(req as GuardRequest, res, (error) => {
-        const decision = (req as Req).gatehouse
+        const decision = (req as Req).sallyport
         res.setHeader('content-type', 'application/json')
-        res.end(JSON.stringify({ error: error ?? null, own: Object.hasOwn(req, 'gatehouse'), verdict: decision?.verdict ?? null }))
+        res.end(JSON.stringify({ error: error ?? null, own: Object.hasOwn(req, 'sallyport'), verdict: decision?.verdict ?? null }))
       })
     })
     const response = await request(server).get('/').set(browser)

@@ -14,9 +14,9 @@ const packagesDir = fileURLToPath(new URL('../../packages', import.meta.url))
 
 /** Each package and the functions a user imports from it. */
 const PACKAGES: Record<string, string[]> = {
-  core: ['createGate', 'httpBackend', 'localPolicies', 'normalizeIp', 'compileTrust', 'resolveClientIp', 'GatehouseError', 'MemoryStore'],
-  express: ['guard', 'GatehouseError'],
-  koa: ['guard', 'GatehouseError'],
+  core: ['createGate', 'httpBackend', 'localPolicies', 'normalizeIp', 'compileTrust', 'resolveClientIp', 'SallyportError', 'MemoryStore'],
+  express: ['guard', 'SallyportError'],
+  koa: ['guard', 'SallyportError'],
   'trusted-accounts': ['trustedAccounts'],
   tracenow: ['tracenow'],
   ipqs: ['ipqs'],
@@ -43,9 +43,9 @@ interface ExportTarget {
   default?: string
 }
 
-describe.each(Object.keys(PACKAGES))('@gatehouse/%s, built', (name) => {
+describe.each(Object.keys(PACKAGES))('@sallyport/%s, built', (name) => {
   const names = PACKAGES[name] ?? []
-  const specifier = `@gatehouse/${name}`
+  const specifier = `@sallyport/${name}`
 
   it('has every file its exports map names (run `pnpm build` if not)', () => {
     const root = join(packagesDir, name)
@@ -92,9 +92,9 @@ describe.each(Object.keys(PACKAGES))('@gatehouse/%s, built', (name) => {
 describe('built packages at work', () => {
   it('CommonJS: guard() validates options and returns middleware with .checkpoint', () => {
     const result = commonjs(`
-      const { guard } = require('@gatehouse/express')
-      const koa = require('@gatehouse/koa')
-      const { normalizeIp } = require('@gatehouse/core')
+      const { guard } = require('@sallyport/express')
+      const koa = require('@sallyport/koa')
+      const { normalizeIp } = require('@sallyport/core')
       let code = null
       try { guard({ timeoutMs: 0 }) } catch (error) { code = error.code }
       const express = guard()
@@ -106,7 +106,7 @@ describe('built packages at work', () => {
         ip: normalizeIp('::ffff:1.2.3.4'),
       }))
     `)
-    expect(result).toEqual({ code: 'GH_INVALID_OPTION', express: ['function', 'function'], koa: ['function', 'function'], ip: '1.2.3.4' })
+    expect(result).toEqual({ code: 'SP_INVALID_OPTION', express: ['function', 'function'], koa: ['function', 'function'], ip: '1.2.3.4' })
   })
 
   const roundTrip = `
@@ -126,9 +126,9 @@ describe('built packages at work', () => {
 
   it('ESM: a gate with the Trusted Accounts backend decides against the fake', () => {
     const result = esm(`
-      import { createGate } from '@gatehouse/core'
-      import { trustedAccounts } from '@gatehouse/trusted-accounts'
-      import { fakeTrustedAccounts } from '@gatehouse/testing'
+      import { createGate } from '@sallyport/core'
+      import { trustedAccounts } from '@sallyport/trusted-accounts'
+      import { fakeTrustedAccounts } from '@sallyport/testing'
       ${roundTrip}
     `)
     expect(result).toEqual(expected)
@@ -136,9 +136,9 @@ describe('built packages at work', () => {
 
   it('CommonJS: a gate with the Trusted Accounts backend decides against the fake', () => {
     const result = commonjs(`
-      const { createGate } = require('@gatehouse/core')
-      const { trustedAccounts } = require('@gatehouse/trusted-accounts')
-      const { fakeTrustedAccounts } = require('@gatehouse/testing')
+      const { createGate } = require('@sallyport/core')
+      const { trustedAccounts } = require('@sallyport/trusted-accounts')
+      const { fakeTrustedAccounts } = require('@sallyport/testing')
       ;(async () => {
         ${roundTrip}
       })().catch((error) => { console.error(error); process.exit(1) })

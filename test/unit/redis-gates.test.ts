@@ -4,9 +4,9 @@
  * Redis: one velocity limit holds across both. And when that Redis is down or hangs, logins
  * still go through, within the decision budget.
  */
-import { type Decision, type DecisionBackend, localPolicies, MemoryStore, type Rule, type Store } from '@gatehouse/core'
-import { type GuardRequest, guard } from '@gatehouse/express'
-import { type RedisStore, redisStore } from '@gatehouse/redis'
+import { type Decision, type DecisionBackend, localPolicies, MemoryStore, type Rule, type Store } from '@sallyport/core'
+import { type GuardRequest, guard } from '@sallyport/express'
+import { type RedisStore, redisStore } from '@sallyport/redis'
 import express from 'express-5'
 import { Redis } from 'ioredis'
 import { createClient } from 'redis'
@@ -25,7 +25,7 @@ const rules: Rule[] = [
 interface Instance {
   app: express.Express
   decisions: Decision[]
-  /** Codes Gatehouse logged. */
+  /** Codes Sallyport logged. */
   logs: string[]
   /** Logins the site's own handler saw. */
   handled: () => number
@@ -220,7 +220,7 @@ describe('two gates whose Redis fails', () => {
     for (const decision of [...pair.a.decisions, ...pair.b.decisions]) expect(decision.verdict).toBe('allow')
   })
 
-  it('let logins through and log GH_STORE_FAILED when the store gives up before the decision budget', async () => {
+  it('let logins through and log SP_STORE_FAILED when the store gives up before the decision budget', async () => {
     server = await startRedisServer()
     // Store calls give up after 50 ms; the gate waits up to 500 ms, so the engine sees the failure.
     pair = await pairOn(server, 'down-logged:', 500)
@@ -233,8 +233,8 @@ describe('two gates whose Redis fails', () => {
       expect(decision).toMatchObject({ verdict: 'allow', reason: null, source: 'backend' })
     }
     // Reported once per instance, not once per request.
-    expect(pair.a.logs).toEqual(['GH_STORE_FAILED'])
-    expect(pair.b.logs).toEqual(['GH_STORE_FAILED'])
+    expect(pair.a.logs).toEqual(['SP_STORE_FAILED'])
+    expect(pair.b.logs).toEqual(['SP_STORE_FAILED'])
   })
 
   it('let logins through within the budget when Redis hangs', async () => {

@@ -5,7 +5,7 @@
  */
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import { createGate, type DecisionBackend, type RequestView } from '@gatehouse/core'
+import { createGate, type DecisionBackend, type RequestView } from '@sallyport/core'
 import { describe, expect, it } from 'vitest'
 
 setFlagsFromString('--expose-gc')

@@ -4,11 +4,11 @@
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import type { Decision, GateOptions } from '@gatehouse/core'
-import { guard as expressGuard, type GuardRequest } from '@gatehouse/express'
-import { type IpqsOptions, ipqs } from '@gatehouse/ipqs'
-import { type GuardContext, guard as koaGuard } from '@gatehouse/koa'
-import { type FakeIpqs, type Fault, fakeIpqs, IPQS_MESSAGES } from '@gatehouse/testing'
+import type { Decision, GateOptions } from '@sallyport/core'
+import { guard as expressGuard, type GuardRequest } from '@sallyport/express'
+import { type IpqsOptions, ipqs } from '@sallyport/ipqs'
+import { type GuardContext, guard as koaGuard } from '@sallyport/koa'
+import { type FakeIpqs, type Fault, fakeIpqs, IPQS_MESSAGES } from '@sallyport/testing'
 import express4 from 'express-4'
 import express5 from 'express-5'
 import Koa2 from 'koa-2'
@@ -83,13 +83,13 @@ async function startSite(framework: Framework, backend: IpqsOptions, gate: GateO
       guard.checkpoint({ event: 'signup', transaction: (req) => signupTransaction(req.body as SignupBody) }),
       (req, res) => {
         handled++
-        res.status(201).json({ created: true, verdict: req.gatehouse?.verdict })
+        res.status(201).json({ created: true, verdict: req.sallyport?.verdict })
       },
     )
     app.use(guard)
     app.use((req, res) => {
       handled++
-      res.json({ path: req.originalUrl, verdict: (req as GuardRequest).gatehouse?.verdict })
+      res.json({ path: req.originalUrl, verdict: (req as GuardRequest).sallyport?.verdict })
     })
     app.use((error: { statusCode?: number; code?: string; message: string }, _req: unknown, res: express5.Response, _next: unknown) => {
       res.status(error.statusCode ?? 500).json({ error: error.code, message: error.message })
@@ -109,13 +109,13 @@ async function startSite(framework: Framework, backend: IpqsOptions, gate: GateO
       await signup(ctx as unknown as GuardContext, async () => {
         handled++
         ctx.status = 201
-        ctx.body = { created: true, verdict: ctx.state.gatehouse?.verdict }
+        ctx.body = { created: true, verdict: ctx.state.sallyport?.verdict }
       })
     })
     app.use(guard as unknown as Parameters<typeof app.use>[0])
     app.use((ctx) => {
       handled++
-      ctx.body = { path: ctx.originalUrl, verdict: (ctx.state as GuardContext['state']).gatehouse?.verdict }
+      ctx.body = { path: ctx.originalUrl, verdict: (ctx.state as GuardContext['state']).sallyport?.verdict }
     })
     listener = app.callback()
     closeGate = () => guard.close()
@@ -271,7 +271,7 @@ describe.each(FRAMEWORKS)('IPQualityScore on %s', (framework) => {
       const response = await signup(url, { username: 'cy' }).expect(403)
       expect(response.body).toEqual({ error: 'forbidden', requestId: null })
       expect(decisions.at(-1)).toMatchObject({ verdict: 'deny', source: 'fallback', reason })
-      expect(logs.some(([, code]) => code === 'GH_WARN_BACKEND_REFUSED')).toBe(reason === 'client')
+      expect(logs.some(([, code]) => code === 'SP_WARN_BACKEND_REFUSED')).toBe(reason === 'client')
       expect(site?.handled()).toBe(0)
     })
   })

@@ -5,11 +5,11 @@
 import { createServer, type IncomingMessage, type RequestListener, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { inspect } from 'node:util'
-import type { CheckpointSpec, Decision, GateOptions } from '@gatehouse/core'
-import { guard as expressGuard, type GuardRequest } from '@gatehouse/express'
-import { type GuardContext, guard as koaGuard } from '@gatehouse/koa'
-import { type FakeTraceNow, fakeTraceNow } from '@gatehouse/testing'
-import { type TraceNowOptions, tracenow } from '@gatehouse/tracenow'
+import type { CheckpointSpec, Decision, GateOptions } from '@sallyport/core'
+import { guard as expressGuard, type GuardRequest } from '@sallyport/express'
+import { type GuardContext, guard as koaGuard } from '@sallyport/koa'
+import { type FakeTraceNow, fakeTraceNow } from '@sallyport/testing'
+import { type TraceNowOptions, tracenow } from '@sallyport/tracenow'
 import request from 'supertest'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 
@@ -96,12 +96,12 @@ async function build(
     for (const [path, spec] of Object.entries(checkpoints)) {
       app.post(path, express.json(), gate.checkpoint(spec as CheckpointSpec<GuardRequest>), (req, res) => {
         handled++
-        res.json({ route: path, decision: req.gatehouse })
+        res.json({ route: path, decision: req.sallyport })
       })
     }
     app.get('/', (req, res) => {
       handled++
-      res.json({ route: '/', decision: req.gatehouse })
+      res.json({ route: '/', decision: req.sallyport })
     })
     listener = app
     closeGate = () => gate.close()
@@ -117,12 +117,12 @@ async function build(
       ;(ctx.request as { body?: unknown }).body = await readJson(ctx.req)
       await checkpoint(ctx as unknown as GuardContext, async () => {
         handled++
-        ctx.body = { route: ctx.path, decision: ctx.state.gatehouse }
+        ctx.body = { route: ctx.path, decision: ctx.state.sallyport }
       })
     })
     app.use((ctx) => {
       handled++
-      ctx.body = { route: ctx.path, decision: ctx.state.gatehouse }
+      ctx.body = { route: ctx.path, decision: ctx.state.sallyport }
     })
     listener = app.callback()
     closeGate = () => gate.close()
@@ -311,14 +311,14 @@ describe.each(frameworks)('TraceNow checkpoints on %s', (framework) => {
       expect(s.handled()).toBe(0)
     })
 
-    it('client: a refused key warns GH_WARN_BACKEND_REFUSED once, naming the key as the cause and never its value', async () => {
+    it('client: a refused key warns SP_WARN_BACKEND_REFUSED once, naming the key as the cause and never its value', async () => {
       const wrongKey = 'tn_live_WRONGkey777'
       const s = await open({ backend: { secretKey: wrongKey } })
       await login(s, { email: 'ada@example.com' }).expect(200)
       const response = await login(s, { email: 'grace@example.com' }).expect(200)
       expect(response.body.decision).toMatchObject({ verdict: 'allow', source: 'fallback', reason: 'client' })
-      expect(s.codes.filter((code) => code === 'GH_WARN_BACKEND_REFUSED')).toHaveLength(1)
-      expect(s.lines.find((line) => line.includes('GH_WARN_BACKEND_REFUSED'))).toMatch(/secret key \(HTTP 401/)
+      expect(s.codes.filter((code) => code === 'SP_WARN_BACKEND_REFUSED')).toHaveLength(1)
+      expect(s.lines.find((line) => line.includes('SP_WARN_BACKEND_REFUSED'))).toMatch(/secret key \(HTTP 401/)
       expect(s.lines.length).toBeGreaterThan(1)
       for (const line of s.lines) {
         expect(line).not.toContain(wrongKey)
@@ -332,8 +332,8 @@ describe.each(frameworks)('TraceNow checkpoints on %s', (framework) => {
       fake.reply({ refuse: 'quota' })
       const response = await login(s, { email: 'ada@example.com' }).expect(200)
       expect(response.body.decision).toMatchObject({ source: 'fallback', reason: 'client' })
-      expect(s.codes.filter((code) => code === 'GH_WARN_BACKEND_REFUSED')).toHaveLength(1)
-      expect(s.lines.find((line) => line.includes('GH_WARN_BACKEND_REFUSED'))).toMatch(/quota for this account is used up/)
+      expect(s.codes.filter((code) => code === 'SP_WARN_BACKEND_REFUSED')).toHaveLength(1)
+      expect(s.lines.find((line) => line.includes('SP_WARN_BACKEND_REFUSED'))).toMatch(/quota for this account is used up/)
       for (const line of s.lines) expect(line).not.toContain(SECRET_KEY)
     })
 

@@ -4,11 +4,11 @@
  */
 import { createServer, type IncomingMessage, type RequestListener, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import type { CheckpointSpec, Decision, GateOptions } from '@gatehouse/core'
-import { guard as expressGuard, type GuardRequest } from '@gatehouse/express'
-import { type GuardContext, guard as koaGuard } from '@gatehouse/koa'
-import { type FakeTracer, fakeTracer, tracerError, tracerProblem } from '@gatehouse/testing'
-import { tracer } from '@gatehouse/tracer'
+import type { CheckpointSpec, Decision, GateOptions } from '@sallyport/core'
+import { guard as expressGuard, type GuardRequest } from '@sallyport/express'
+import { type GuardContext, guard as koaGuard } from '@sallyport/koa'
+import { type FakeTracer, fakeTracer, tracerError, tracerProblem } from '@sallyport/testing'
+import { tracer } from '@sallyport/tracer'
 import request from 'supertest'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
@@ -101,12 +101,12 @@ async function startShop(framework: Framework, fake: FakeTracer, options: ShopOp
     for (const [path, spec] of checkpoints((native) => (native as GuardRequest).body?.transaction)) {
       app.post(path, express.json({ limit: '1mb' }), gate.checkpoint(spec as CheckpointSpec<GuardRequest>), (req, res) => {
         events.push(`route:${req.originalUrl}`)
-        res.json({ ordered: true, decision: req.gatehouse })
+        res.json({ ordered: true, decision: req.sallyport })
       })
     }
     app.get('/products', (req, res) => {
       events.push('route:/products')
-      res.json({ products: [], decision: req.gatehouse })
+      res.json({ products: [], decision: req.sallyport })
     })
     app.use(
       (
@@ -146,13 +146,13 @@ async function startShop(framework: Framework, fake: FakeTracer, options: ShopOp
         ;(ctx.request as { body?: unknown }).body = await readJson(ctx.req)
         await checkpoint(ctx as unknown as GuardContext, async () => {
           events.push(`route:${ctx.originalUrl}`)
-          ctx.body = { ordered: true, decision: ctx.state.gatehouse }
+          ctx.body = { ordered: true, decision: ctx.state.sallyport }
         })
         return
       }
       if (ctx.method === 'GET' && ctx.path === '/products') {
         events.push('route:/products')
-        ctx.body = { products: [], decision: ctx.state.gatehouse }
+        ctx.body = { products: [], decision: ctx.state.sallyport }
         return
       }
       await next()
@@ -198,7 +198,7 @@ describe.each(['express-5', 'koa-3', 'express-4', 'koa-2'] as const)('Tracer at 
   const checkout = (site: Shop, path = '/checkout', transaction: unknown = cart) =>
     request(site.url).post(path).set('accept', 'application/json').send({ transaction })
   const debugErrors = (site: Shop) =>
-    site.logs.filter((entry) => entry.object.code === 'GH_BACKEND_FAILED').map((entry) => entry.object.err as Record<string, unknown>)
+    site.logs.filter((entry) => entry.object.code === 'SP_BACKEND_FAILED').map((entry) => entry.object.err as Record<string, unknown>)
 
   it('sends the checkout transaction to POST /v1/validations as the API has it, amount exact', async () => {
     const site = await open()
@@ -297,7 +297,7 @@ describe.each(['express-5', 'koa-3', 'express-4', 'koa-2'] as const)('Tracer at 
   ])('an invalid transaction is a 400 naming %s, with no call and no order', async (field, transaction) => {
     const site = await open()
     const response = await checkout(site, '/checkout', transaction).expect(400)
-    expect(response.body).toMatchObject({ error: 'GH_INVALID_CHECKPOINT', field })
+    expect(response.body).toMatchObject({ error: 'SP_INVALID_CHECKPOINT', field })
     expect(response.body.message).toContain(field)
     expect(fake.requests).toHaveLength(0)
     expect(site.events).toEqual([])
@@ -332,11 +332,11 @@ describe.each(['express-5', 'koa-3', 'express-4', 'koa-2'] as const)('Tracer at 
     const site = await open({ apiKey: 'trc_wrong_key' })
     await checkout(site, '/quote').expect(200)
     await checkout(site, '/quote').expect(200)
-    const warnings = site.logs.filter((entry) => entry.object.code === 'GH_WARN_BACKEND_REFUSED')
+    const warnings = site.logs.filter((entry) => entry.object.code === 'SP_WARN_BACKEND_REFUSED')
     expect(warnings).toHaveLength(1)
     expect(warnings[0]?.message).toContain('Tracer rejected the API key')
     expect(JSON.stringify(site.logs.map((entry) => [entry.object.code, entry.message]))).not.toContain('trc_wrong_key')
-    expect(debugErrors(site)[0]).toMatchObject({ code: 'GH_BACKEND_CLIENT', status: 401, vendorCode: 'TRC-0001' })
+    expect(debugErrors(site)[0]).toMatchObject({ code: 'SP_BACKEND_CLIENT', status: 401, vendorCode: 'TRC-0001' })
   })
 
   it.each([
@@ -357,7 +357,7 @@ describe.each(['express-5', 'koa-3', 'express-4', 'koa-2'] as const)('Tracer at 
     const site = await open()
     await checkout(site, '/quote').expect(200)
     const [error] = debugErrors(site)
-    expect(error).toMatchObject({ code: 'GH_BACKEND_CLIENT', vendorCode })
+    expect(error).toMatchObject({ code: 'SP_BACKEND_CLIENT', vendorCode })
     expect(String(error?.message)).toContain(text)
   })
 

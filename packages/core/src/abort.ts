@@ -1,5 +1,5 @@
 /**
- * How Gatehouse's own transport hears that a decision was aborted: an object with the
+ * How Sallyport's own transport hears that a decision was aborted: an object with the
  * EventEmitter methods undici accepts as a request's `signal`. An AbortController with a
  * listener costs about 5 µs per request; this costs an object. Backends that read
  * `ctx.signal` still get a real AbortSignal.
@@ -54,8 +54,8 @@ class NeverAborted extends AbortSource {
 }
 export const neverAbortedSource: AbortSource = new NeverAborted()
 
-/** Where a call context hands Gatehouse's transport its {@link AbortSource}. */
-export const ABORT_SOURCE: unique symbol = Symbol('gatehouse.abortSource')
+/** Where a call context hands Sallyport's transport its {@link AbortSource}. */
+export const ABORT_SOURCE: unique symbol = Symbol('sallyport.abortSource')
 
 /**
  * How a gate's call context hears that its call is waiting for one of the transport's local
@@ -64,7 +64,7 @@ export const ABORT_SOURCE: unique symbol = Symbol('gatehouse.abortSource')
  * (it never saw the call), so the gate neither holds it against the backend's breaker nor
  * calls it a timeout of the backend.
  */
-export const CONNECTION_WAIT = Symbol('gatehouse.connection-wait')
+export const CONNECTION_WAIT = Symbol('sallyport.connection-wait')
 
 export interface ConnectionWaitListener {
   [CONNECTION_WAIT](waiting: boolean): void

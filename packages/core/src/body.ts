@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 
 /**
- * Reads a request body of at most `limit` bytes, for the few routes Gatehouse answers
+ * Reads a request body of at most `limit` bytes, for the few routes Sallyport answers
  * itself. `null` when the body is larger, or was already read by a body parser.
  */
 export async function readRequestBody(req: IncomingMessage, limit: number): Promise<string | null> {

@@ -24,7 +24,7 @@ export interface CacheOptions {
   maxEntries?: number
   /**
    * Where cached verdicts live, so every instance of a fleet reuses them (e.g. a
-   * `@gatehouse/redis` store). It must offer `getValue`/`setValue`. Defaults to memory.
+   * `@sallyport/redis` store). It must offer `getValue`/`setValue`. Defaults to memory.
    */
   store?: Store
 }

@@ -12,7 +12,7 @@ const trustAll: TrustFunction = () => true
 
 /**
  * Compiles a `trustProxy` value once, at construction, exactly as Express compiles
- * its `trust proxy` setting. Invalid ranges throw a `GH_INVALID_OPTION` error.
+ * its `trust proxy` setting. Invalid ranges throw a `SP_INVALID_OPTION` error.
  */
 export function compileTrust(value: TrustProxy, option = 'trustProxy'): TrustFunction {
   if (typeof value === 'function') return value

@@ -16,7 +16,7 @@ export interface Budget {
   readonly expired: Promise<never> | null
   readonly reason: symbol | undefined
   readonly signal: AbortSignal
-  /** The same abort, as an {@link AbortSource}: what Gatehouse's transport listens to. */
+  /** The same abort, as an {@link AbortSource}: what Sallyport's transport listens to. */
   source(): AbortSource
   abort(reason: symbol): void
   clear(): void

@@ -1,36 +1,36 @@
 import type { FailureClass } from './types.js'
 
 /**
- * Every error code Gatehouse throws. Match on `code`, never on the message.
- * The `GH_BACKEND_*` codes name a backend failure class; the core maps them through `onError`.
+ * Every error code Sallyport throws. Match on `code`, never on the message.
+ * The `SP_BACKEND_*` codes name a backend failure class; the core maps them through `onError`.
  */
-export type GatehouseErrorCode =
-  | 'GH_INVALID_OPTION'
-  | 'GH_INVALID_CHECKPOINT'
-  | 'GH_BACKEND_TIMEOUT'
-  | 'GH_BACKEND_NETWORK'
-  | 'GH_BACKEND_SERVER'
-  | 'GH_BACKEND_CLIENT'
-  | 'GH_BACKEND_INVALID'
-  | 'GH_CLIENT_GONE'
+export type SallyportErrorCode =
+  | 'SP_INVALID_OPTION'
+  | 'SP_INVALID_CHECKPOINT'
+  | 'SP_BACKEND_TIMEOUT'
+  | 'SP_BACKEND_NETWORK'
+  | 'SP_BACKEND_SERVER'
+  | 'SP_BACKEND_CLIENT'
+  | 'SP_BACKEND_INVALID'
+  | 'SP_CLIENT_GONE'
 
-const failureByCode: Partial<Record<GatehouseErrorCode, FailureClass>> = {
-  GH_BACKEND_TIMEOUT: 'timeout',
-  GH_BACKEND_NETWORK: 'network',
-  GH_BACKEND_SERVER: 'server',
-  GH_BACKEND_CLIENT: 'client',
-  GH_BACKEND_INVALID: 'invalid',
+const failureByCode: Partial<Record<SallyportErrorCode, FailureClass>> = {
+  SP_BACKEND_TIMEOUT: 'timeout',
+  SP_BACKEND_NETWORK: 'network',
+  SP_BACKEND_SERVER: 'server',
+  SP_BACKEND_CLIENT: 'client',
+  SP_BACKEND_INVALID: 'invalid',
 }
 
-const codeByFailure: Record<FailureClass, GatehouseErrorCode> = {
-  timeout: 'GH_BACKEND_TIMEOUT',
-  network: 'GH_BACKEND_NETWORK',
-  server: 'GH_BACKEND_SERVER',
-  client: 'GH_BACKEND_CLIENT',
-  invalid: 'GH_BACKEND_INVALID',
+const codeByFailure: Record<FailureClass, SallyportErrorCode> = {
+  timeout: 'SP_BACKEND_TIMEOUT',
+  network: 'SP_BACKEND_NETWORK',
+  server: 'SP_BACKEND_SERVER',
+  client: 'SP_BACKEND_CLIENT',
+  invalid: 'SP_BACKEND_INVALID',
 }
 
-export interface GatehouseErrorDetails {
+export interface SallyportErrorDetails {
   cause?: unknown
   /** HTTP status of the backend reply, when there was one. */
   status?: number
@@ -47,9 +47,9 @@ export interface GatehouseErrorDetails {
   reason?: string
 }
 
-export class GatehouseError extends Error {
-  override readonly name = 'GatehouseError'
-  readonly code: GatehouseErrorCode
+export class SallyportError extends Error {
+  override readonly name = 'SallyportError'
+  readonly code: SallyportErrorCode
   readonly status: number | undefined
   readonly vendorCode: string | undefined
   readonly retryAfter: number | undefined
@@ -61,7 +61,7 @@ export class GatehouseError extends Error {
   /** Koa shows the message of an exposed error to the client; only set for the client's own mistakes. */
   readonly expose: boolean
 
-  constructor(code: GatehouseErrorCode, message: string, details: GatehouseErrorDetails = {}) {
+  constructor(code: SallyportErrorCode, message: string, details: SallyportErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause })
     this.code = code
     this.status = details.status
@@ -69,8 +69,8 @@ export class GatehouseError extends Error {
     this.retryAfter = details.retryAfter
     this.option = details.option
     this.reason = details.reason
-    this.statusCode = code === 'GH_INVALID_CHECKPOINT' ? 400 : undefined
-    this.expose = code === 'GH_INVALID_CHECKPOINT'
+    this.statusCode = code === 'SP_INVALID_CHECKPOINT' ? 400 : undefined
+    this.expose = code === 'SP_INVALID_CHECKPOINT'
   }
 
   /** The failure class of a backend error, or `undefined` for other codes. */
@@ -78,8 +78,8 @@ export class GatehouseError extends Error {
     return failureByCode[this.code]
   }
 
-  static backend(failure: FailureClass, message: string, details?: GatehouseErrorDetails): GatehouseError {
-    return new GatehouseError(codeByFailure[failure], message, details)
+  static backend(failure: FailureClass, message: string, details?: SallyportErrorDetails): SallyportError {
+    return new SallyportError(codeByFailure[failure], message, details)
   }
 }
 
@@ -88,8 +88,8 @@ export class GatehouseError extends Error {
  * application's error, not the backend's: it reaches the route's error handling as a 400
  * and never becomes a fallback verdict.
  */
-export function invalidCheckpoint(field: string, accepted: string): GatehouseError {
-  return new GatehouseError('GH_INVALID_CHECKPOINT', `Invalid checkpoint field \`${field}\`: expected ${accepted}.`, { option: field })
+export function invalidCheckpoint(field: string, accepted: string): SallyportError {
+  return new SallyportError('SP_INVALID_CHECKPOINT', `Invalid checkpoint field \`${field}\`: expected ${accepted}.`, { option: field })
 }
 
 /**
@@ -97,19 +97,19 @@ export function invalidCheckpoint(field: string, accepted: string): GatehouseErr
  * determined: the decision follows `onError` for `client` failures (as the vendor's own
  * refusal would), with the reason `no_client_ip`. Never an allow without asking.
  */
-export function noClientIp(backend: string): GatehouseError {
-  return GatehouseError.backend('client', `${backend} needs the client IP, and none could be determined for this request.`, {
+export function noClientIp(backend: string): SallyportError {
+  return SallyportError.backend('client', `${backend} needs the client IP, and none could be determined for this request.`, {
     reason: 'no_client_ip',
   })
 }
 
 /** The failure class of anything a backend threw: unknown errors count as `network`. */
 export function failureOf(error: unknown): FailureClass {
-  return (error instanceof GatehouseError && error.failure) || 'network'
+  return (error instanceof SallyportError && error.failure) || 'network'
 }
 
-export function invalidOption(option: string, accepted: string, cause?: unknown): GatehouseError {
-  return new GatehouseError('GH_INVALID_OPTION', `Invalid option \`${option}\`: expected ${accepted}.`, {
+export function invalidOption(option: string, accepted: string, cause?: unknown): SallyportError {
+  return new SallyportError('SP_INVALID_OPTION', `Invalid option \`${option}\`: expected ${accepted}.`, {
     option,
     cause,
   })

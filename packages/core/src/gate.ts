@@ -5,7 +5,7 @@ import { type CacheSlot, DecisionCache, requestKind } from './cache.js'
 import { type CheckpointSpec, type CompiledCheckpoint, compileCheckpoint } from './checkpoint.js'
 import { resolveClientIp, resolveHost, resolveProtocol } from './client-ip.js'
 import { type Budget, Deadline, InProcessBudget } from './deadline.js'
-import { failureOf, GatehouseError } from './errors.js'
+import { failureOf, SallyportError } from './errors.js'
 import { HeaderViews, pathForBackends, type RequestCookies, readCookies } from './headers.js'
 import { Warnings } from './logger.js'
 import { decideNowOf, isPromiseLike, type MaybePromise } from './now.js'
@@ -187,7 +187,7 @@ type Part =
     }
 
 function isInvalidCheckpoint(part: Part): boolean {
-  return !part.ok && part.error instanceof GatehouseError && part.error.code === 'GH_INVALID_CHECKPOINT'
+  return !part.ok && part.error instanceof SallyportError && part.error.code === 'SP_INVALID_CHECKPOINT'
 }
 
 /** Longest `reason` or `requestId` a reply may carry: they end up in logs, pages and headers' neighbours. */
@@ -209,7 +209,7 @@ function allStrings(values: unknown): boolean {
  * request id on the block page, a `setCookies` that is not a list) and falls through to allow.
  */
 function checkReply(reply: unknown, backend: string): BackendVerdict {
-  if (typeof reply !== 'object' || reply === null) throw GatehouseError.backend('invalid', `${backend} returned no reply object.`)
+  if (typeof reply !== 'object' || reply === null) throw SallyportError.backend('invalid', `${backend} returned no reply object.`)
   const { verdict, reason, requestId, complete, signals, setCookies } = reply as Record<keyof BackendVerdict, unknown>
   const problem = !VERDICTS.has(verdict)
     ? 'verdict'
@@ -224,7 +224,7 @@ function checkReply(reply: unknown, backend: string): BackendVerdict {
             : setCookies !== undefined && !allStrings(setCookies)
               ? 'setCookies'
               : null
-  if (problem !== null) throw GatehouseError.backend('invalid', `${backend} returned a reply whose \`${problem}\` is not valid.`)
+  if (problem !== null) throw SallyportError.backend('invalid', `${backend} returned a reply whose \`${problem}\` is not valid.`)
   return reply as BackendVerdict
 }
 
@@ -284,7 +284,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
               : state === 'closed'
                 ? `${backend.name} answers again: the circuit breaker closed.`
                 : `${backend.name}: probing after the cool-down.`
-          logger.warn({ code: `GH_BREAKER_${state.toUpperCase().replace('-', '_')}`, backend: backend.name, state }, message)
+          logger.warn({ code: `SP_BREAKER_${state.toUpperCase().replace('-', '_')}`, backend: backend.name, state }, message)
         }),
       )
     }
@@ -318,7 +318,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     checkedTrust.add(trust)
     if (!trustsEveryone(trust)) return
     warnings.once(
-      'GH_WARN_TRUST_ALL_PROXIES',
+      'SP_WARN_TRUST_ALL_PROXIES',
       inherited
         ? "The framework's proxy setting (Express `trust proxy: true`, or Koa `app.proxy` without `maxIpsCount`) trusts every X-Forwarded-For entry, so any client can choose its IP. Set `trustProxy` to your proxies (a hop count or their ranges)."
         : '`trustProxy: true` trusts every X-Forwarded-For entry, so any client can choose its IP. Name your proxies (a hop count or their ranges) instead.',
@@ -337,7 +337,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     const closed = FAILURE_CLASSES.filter((failure) => onError[failure] === 'deny' || onError[failure] === 'challenge')
     if (closed.length === 0) return
     warnings.once(
-      'GH_WARN_ON_ERROR_OPEN',
+      'SP_WARN_ON_ERROR_OPEN',
       `${whose} onError fails closed for ${closed.join(', ')} but lets ${open.join(', ')} failures through (unlisted classes allow). Use one verdict (\`onError: 'deny'\`) to cover every class, or list them all.`,
       { open, closed },
     )
@@ -349,7 +349,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     try {
       config.onDecision(decision, request)
     } catch (error) {
-      logger.error({ code: 'GH_HOOK_FAILED', hook: 'onDecision', err: error }, 'onDecision threw; the request goes on.')
+      logger.error({ code: 'SP_HOOK_FAILED', hook: 'onDecision', err: error }, 'onDecision threw; the request goes on.')
     }
   }
 
@@ -359,8 +359,8 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     const timeout = new Promise<undefined>((resolve) => {
       timer = setTimeout(() => {
         logger.error(
-          { code: 'GH_HOOK_TIMEOUT', hook: name },
-          `${name} did not settle within ${config.hookTimeoutMs} ms; Gatehouse carried on.`,
+          { code: 'SP_HOOK_TIMEOUT', hook: name },
+          `${name} did not settle within ${config.hookTimeoutMs} ms; Sallyport carried on.`,
         )
         resolve(undefined)
       }, config.hookTimeoutMs)
@@ -368,7 +368,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     try {
       return await Promise.race([Promise.resolve().then(hook), timeout])
     } catch (error) {
-      logger.error({ code: 'GH_HOOK_FAILED', hook: name, err: error }, `${name} threw; Gatehouse carried on.`)
+      logger.error({ code: 'SP_HOOK_FAILED', hook: name, err: error }, `${name} threw; Sallyport carried on.`)
       return undefined
     } finally {
       clearTimeout(timer)
@@ -380,19 +380,19 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     const timedOut = deadline.reason === ABORT_TIMEOUT
     if (timedOut && ctx?.queued === true) return saturated(backend, ctx.waiting, error)
     const failure = timedOut ? 'timeout' : failureOf(error)
-    const reason = error instanceof GatehouseError ? error.reason : undefined
+    const reason = error instanceof SallyportError ? error.reason : undefined
     // Only a refusal the backend itself sent (it has an HTTP status) says anything about keys and quotas.
-    if (failure === 'client' && error instanceof GatehouseError && error.status !== undefined) {
+    if (failure === 'client' && error instanceof SallyportError && error.status !== undefined) {
       warnings.once(
-        'GH_WARN_BACKEND_REFUSED',
-        `${backend.name} refused Gatehouse's request: ${error.message} Check the backend's key and quota.`,
+        'SP_WARN_BACKEND_REFUSED',
+        `${backend.name} refused Sallyport's request: ${error.message} Check the backend's key and quota.`,
         {
           backend: backend.name,
           status: error.status,
         },
       )
     }
-    logger.debug?.({ code: 'GH_BACKEND_FAILED', backend: backend.name, failure, err: error }, 'Backend failed; using the fallback.')
+    logger.debug?.({ code: 'SP_BACKEND_FAILED', backend: backend.name, failure, err: error }, 'Backend failed; using the fallback.')
     return reason === undefined ? { backend, ok: false, failure, error } : { backend, ok: false, failure, error, reason }
   }
 
@@ -404,7 +404,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
    */
   function saturated(backend: DecisionBackend, stillWaiting: boolean, error: unknown): Part {
     warnings.once(
-      'GH_WARN_POOL_SATURATED',
+      'SP_WARN_POOL_SATURATED',
       `Decisions waited for a connection to ${backend.name} until their deadline: more calls were under way than its connection pool holds. Those decisions took the timeout fallback (reason \`pool_saturated\`); the circuit breaker ignores them. Raise the backend's \`connections\` if this happens under normal load.`,
       { backend: backend.name },
     )
@@ -461,19 +461,19 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     return settle(call, breaker, budget, deadline, callStarted)
   }
 
-  const openErrors = new Map<DecisionBackend, Partial<Record<FailureClass, GatehouseError>>>()
+  const openErrors = new Map<DecisionBackend, Partial<Record<FailureClass, SallyportError>>>()
   /**
    * The error behind a decision that skipped an open breaker, made once per backend and
    * failure class: while a vendor is down every request takes this path, and an Error
    * with its stack trace per request is what it would cost.
    */
-  function openError(backend: DecisionBackend, failure: FailureClass): GatehouseError {
+  function openError(backend: DecisionBackend, failure: FailureClass): SallyportError {
     let byFailure = openErrors.get(backend)
     if (byFailure === undefined) {
       byFailure = {}
       openErrors.set(backend, byFailure)
     }
-    byFailure[failure] ??= GatehouseError.backend(failure, `${backend.name} is not called while its circuit breaker is open.`)
+    byFailure[failure] ??= SallyportError.backend(failure, `${backend.name} is not called while its circuit breaker is open.`)
     return byFailure[failure]
   }
 
@@ -525,7 +525,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
           : ({ ok: false, reason: 'malformed', name: null } as const)
       if (check.ok) into.push(value)
       else {
-        warnings.once('GH_WARN_COOKIE_REJECTED', `A Set-Cookie from ${part.backend.name} was dropped (${check.reason}).`, {
+        warnings.once('SP_WARN_COOKIE_REJECTED', `A Set-Cookie from ${part.backend.name} was dropped (${check.reason}).`, {
           backend: part.backend.name,
           reason: check.reason,
           cookie: check.name,
@@ -589,7 +589,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     try {
       query = backend?.pages?.query?.(decision, input) ?? {}
     } catch (error) {
-      logger.error({ code: 'GH_BACKEND_FAILED', backend: backend?.name, err: error }, 'Building the page query failed.')
+      logger.error({ code: 'SP_BACKEND_FAILED', backend: backend?.name, err: error }, 'Building the page query failed.')
     }
     return pageLocation(page, { ...query, redirect_url: returnUrl(origin, url) }, origin)
   }
@@ -679,7 +679,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     try {
       served = await routes.handle(request)
     } catch (error) {
-      logger.error({ code: 'GH_ROUTE_FAILED', backend: backend.name, err: error }, `${backend.name} failed to answer ${path}.`)
+      logger.error({ code: 'SP_ROUTE_FAILED', backend: backend.name, err: error }, `${backend.name} failed to answer ${path}.`)
       served = {
         status: 503,
         headers: { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' },
@@ -689,7 +689,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     const decision = decisionWithoutReply(
       'allow',
       'allow',
-      'gatehouse_route',
+      'sallyport_route',
       'skip',
       backend.name,
       performance.now() - started,
@@ -749,7 +749,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     const { ip, peerTrusted } = resolveClientIp(view.remoteAddress, view.headers, trust, config.clientIpHeader)
     if (!peerTrusted && view.headers['x-forwarded-for'] !== undefined && isPrivatePeer(view.remoteAddress)) {
       warnings.once(
-        'GH_WARN_XFF_UNTRUSTED',
+        'SP_WARN_XFF_UNTRUSTED',
         'Requests carry X-Forwarded-For from a private address, but no proxy is trusted, so every visitor looks like the proxy. Set `trustProxy` (or the framework setting) to your proxies.',
         { peer: view.remoteAddress },
       )
@@ -875,7 +875,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
       })
       notify(decision, native)
       if (config.monitor) {
-        logger.error({ code: 'GH_INVALID_CHECKPOINT', err: invalid.error }, 'A checkpoint sent data its backend cannot accept.')
+        logger.error({ code: 'SP_INVALID_CHECKPOINT', err: invalid.error }, 'A checkpoint sent data its backend cannot accept.')
         return { decision, action: NEXT }
       }
       return { decision, action: { type: 'error', error: invalid.error as Error } }
@@ -894,7 +894,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     return { decision, action: NONE }
   }
 
-  /** Never throws, never rejects: a bug in Gatehouse must not take the site down. */
+  /** Never throws, never rejects: a bug in Sallyport must not take the site down. */
   function decideNow(view: RequestView<Native>, checkpoint?: CompiledCheckpoint<Native>): MaybePromise<Outcome> {
     let outcome: MaybePromise<Outcome>
     try {
@@ -916,7 +916,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
   }
 
   /**
-   * Logs a failure of Gatehouse itself. The request gets no more than its failure policy
+   * Logs a failure of Sallyport itself. The request gets no more than its failure policy
    * allows: the strictest verdict `onError` gives any failure class, so a fail-open site lets
    * it through and a fail-closed checkpoint stays closed. The answer is the plainest one (no
    * hook, no page), built from nothing that could have failed.
@@ -925,10 +925,10 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     const wouldBe = strictestFallback(checkpoint === undefined ? config.onError : onErrorFor(checkpoint))
     const verdict = config.monitor ? 'allow' : wouldBe
     logger.error(
-      { code: 'GH_INTERNAL', err: error, verdict },
+      { code: 'SP_INTERNAL', err: error, verdict },
       verdict === 'allow'
-        ? 'Gatehouse failed to decide; the request was let through.'
-        : `Gatehouse failed to decide; the failure policy gave ${verdict}.`,
+        ? 'Sallyport failed to decide; the request was let through.'
+        : `Sallyport failed to decide; the failure policy gave ${verdict}.`,
     )
     const decision = decisionWithoutReply(verdict, wouldBe, 'internal_error', 'fallback', firstBackend, 0)
     notify(decision, view.native)

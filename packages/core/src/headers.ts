@@ -109,7 +109,7 @@ export function checkHeaderAccess(backend: Pick<DecisionBackend, 'name' | 'heade
     if (BUILT_IN_SENSITIVE_HEADERS.has(name.toLowerCase())) {
       throw invalidOption(
         'backend',
-        `backends that ask for no header Gatehouse always removes (\`${backend.name}\` names \`${name}\`, a credential or connection header no backend ever receives)`,
+        `backends that ask for no header Sallyport always removes (\`${backend.name}\` names \`${name}\`, a credential or connection header no backend ever receives)`,
       )
     }
   }

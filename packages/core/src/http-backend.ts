@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici'
 import { z } from 'zod'
-import { GatehouseError, invalidOption } from './errors.js'
+import { invalidOption, SallyportError } from './errors.js'
 import { parseJson, statusError, Transport } from './transport.js'
 import type { BackendPages, BackendVerdict, DecisionBackend, DecisionInput } from './types.js'
 
@@ -32,7 +32,7 @@ export interface HttpBackendOptions {
   pages?: BackendPages
   /** Largest reply accepted, in bytes. Defaults to 256 KiB. */
   maxResponseSize?: number
-  /** An undici dispatcher to use instead of Gatehouse's own keep-alive pool. */
+  /** An undici dispatcher to use instead of Sallyport's own keep-alive pool. */
   dispatcher?: Dispatcher
   /**
    * Keep-alive connections to the service. A decision that finds them all busy waits inside
@@ -102,7 +102,7 @@ export function httpBackend(options: HttpBackendOptions): DecisionBackend {
       try {
         verdict = toVerdict(json)
       } catch (error) {
-        throw GatehouseError.backend('invalid', `${name} replied without a valid verdict.`, { status: reply.status, cause: error })
+        throw SallyportError.backend('invalid', `${name} replied without a valid verdict.`, { status: reply.status, cause: error })
       }
       return reply.setCookies.length === 0 ? verdict : { ...verdict, setCookies: [...(verdict.setCookies ?? []), ...reply.setCookies] }
     },

@@ -11,12 +11,12 @@ export type { CheckpointSpec, CompiledCheckpoint, Extractor } from './checkpoint
 export { compileTrust, normalizeIp, resolveClientIp, resolveHost, resolveProtocol, type TrustProxy } from './client-ip.js'
 export {
   failureOf,
-  GatehouseError,
-  type GatehouseErrorCode,
-  type GatehouseErrorDetails,
   invalidCheckpoint,
   invalidOption,
   noClientIp,
+  SallyportError,
+  type SallyportErrorCode,
+  type SallyportErrorDetails,
 } from './errors.js'
 export { createGate, type Gate } from './gate.js'
 export {

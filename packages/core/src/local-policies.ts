@@ -25,7 +25,7 @@ export interface LocalPoliciesOptions {
   lists?: Record<string, ListSource>
   /** Where velocity counters and used challenges are kept. Defaults to a bounded in-memory store. */
   store?: Store
-  /** HMAC secret for challenge clearances (at least 32 characters). Defaults to `GATEHOUSE_SECRET`, else a random one (with a warning). */
+  /** HMAC secret for challenge clearances (at least 32 characters). Defaults to `SALLYPORT_SECRET`, else a random one (with a warning). */
   secret?: string
   /** Proof-of-work size of the self-hosted challenge. Defaults to the challenge's own default. */
   difficulty?: number
@@ -93,7 +93,7 @@ function openLists(sources: Record<string, ListSource>, logger: Logger, problems
     const { file, reloadIntervalMs } = source as { file: string; reloadIntervalMs?: number }
     const list = fileList(resolve(file), reloadIntervalMs ?? 5000, (message) => {
       try {
-        logger.warn({ code: 'GH_WARN_LIST_UNREADABLE', list: name }, `List \`${name}\`: ${message}`)
+        logger.warn({ code: 'SP_WARN_LIST_UNREADABLE', list: name }, `List \`${name}\`: ${message}`)
       } catch {}
     })
     opened.set(name, list)
@@ -115,7 +115,7 @@ function storeFailureReporter(logger: Logger): (error: unknown) => void {
     lastAt = now
     try {
       logger.error(
-        { code: 'GH_STORE_FAILED', err: error, suppressed },
+        { code: 'SP_STORE_FAILED', err: error, suppressed },
         'The store failed; velocity conditions count as not matching until it recovers.',
       )
     } catch {}
@@ -173,7 +173,7 @@ export function localPolicies(input: LocalPoliciesOptions = {}): LocalPoliciesBa
   }
 
   const warnings: Array<{ code: WarningCode; message: string }> = [...service.warnings]
-  if (problems.length > 0) warnings.push({ code: 'GH_WARN_LIST_UNREADABLE', message: problems.join(' ') })
+  if (problems.length > 0) warnings.push({ code: 'SP_WARN_LIST_UNREADABLE', message: problems.join(' ') })
   const isCleared = service.isCleared.bind(service)
 
   const decideNow = (decisionInput: DecisionInput, ctx: DecideContext): MaybePromise<BackendVerdict> =>

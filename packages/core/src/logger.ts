@@ -1,4 +1,4 @@
-/** A pino-compatible logger: the methods Gatehouse calls, with pino's `(object, message)` order. */
+/** A pino-compatible logger: the methods Sallyport calls, with pino's `(object, message)` order. */
 export interface Logger {
   warn(object: Record<string, unknown>, message?: string): void
   error(object: Record<string, unknown>, message?: string): void
@@ -7,22 +7,22 @@ export interface Logger {
 
 /** Codes of the misconfiguration warnings; each can be turned off in `warnings`. */
 export type WarningCode =
-  | 'GH_WARN_XFF_UNTRUSTED'
-  | 'GH_WARN_TRUST_ALL_PROXIES'
-  | 'GH_WARN_COOKIE_REJECTED'
-  | 'GH_WARN_BACKEND_REFUSED'
-  | 'GH_WARN_EPHEMERAL_SECRET'
-  | 'GH_WARN_LIST_UNREADABLE'
-  | 'GH_WARN_POOL_SATURATED'
-  | 'GH_WARN_ON_ERROR_OPEN'
+  | 'SP_WARN_XFF_UNTRUSTED'
+  | 'SP_WARN_TRUST_ALL_PROXIES'
+  | 'SP_WARN_COOKIE_REJECTED'
+  | 'SP_WARN_BACKEND_REFUSED'
+  | 'SP_WARN_EPHEMERAL_SECRET'
+  | 'SP_WARN_LIST_UNREADABLE'
+  | 'SP_WARN_POOL_SATURATED'
+  | 'SP_WARN_ON_ERROR_OPEN'
 
 /** Writes to stderr; what `logger` defaults to. Debug output is dropped. */
 export const consoleLogger: Logger = {
   warn(object, message) {
-    console.warn(`[gatehouse] ${String(object.code ?? 'warning')}: ${message ?? ''}`)
+    console.warn(`[sallyport] ${String(object.code ?? 'warning')}: ${message ?? ''}`)
   },
   error(object, message) {
-    console.error(`[gatehouse] ${String(object.code ?? 'error')}: ${message ?? ''}`, object.err ?? '')
+    console.error(`[sallyport] ${String(object.code ?? 'error')}: ${message ?? ''}`, object.err ?? '')
   },
 }
 

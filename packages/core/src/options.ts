@@ -83,7 +83,7 @@ export interface GateOptions<Native = unknown> {
   forwardQuery?: string[]
   /** Hosts (with port, if any) allowed in `redirect_url` besides the request's own. When set, the request's Host must be one of them. Defaults to none. */
   redirectHosts?: string[]
-  /** How long `onReview` and the challenge hook may run before Gatehouse carries on, in ms. Defaults to 1000. */
+  /** How long `onReview` and the challenge hook may run before Sallyport carries on, in ms. Defaults to 1000. */
   hookTimeoutMs?: number
   /** pino-compatible logger. Defaults to stderr. */
   logger?: Logger
@@ -99,7 +99,7 @@ export interface GateOptions<Native = unknown> {
   cache?: CacheOptions
   /**
    * Where the default local engine keeps velocity counters and used challenges; share one
-   * (e.g. `@gatehouse/redis`) across instances. Defaults to a bounded in-memory store.
+   * (e.g. `@sallyport/redis`) across instances. Defaults to a bounded in-memory store.
    */
   store?: Store
   /**
@@ -199,7 +199,7 @@ const schemas: Record<keyof GateOptions, [z.ZodType, string]> = {
     ),
     'a pino-compatible logger with warn() and error()',
   ],
-  warnings: [z.union([z.boolean(), z.record(z.string().startsWith('GH_WARN_'), z.boolean())]), 'a boolean or { GH_WARN_…: boolean }'],
+  warnings: [z.union([z.boolean(), z.record(z.string().startsWith('SP_WARN_'), z.boolean())]), 'a boolean or { SP_WARN_…: boolean }'],
   breaker: [
     z.union([
       z.literal(false),
@@ -217,7 +217,7 @@ const schemas: Record<keyof GateOptions, [z.ZodType, string]> = {
     z.union([z.literal(false), z.strictObject({ api: z.unknown().optional() })]),
     'false or { api?: the @opentelemetry/api module }',
   ],
-  store: [storeSchema, 'a store with increment(), get() and delete() (e.g. new MemoryStore() or a @gatehouse/redis store)'],
+  store: [storeSchema, 'a store with increment(), get() and delete() (e.g. new MemoryStore() or a @sallyport/redis store)'],
   cache: [
     z.strictObject({
       ttlMs: z.union([z.number().int().min(0), z.partialRecord(verdict, z.number().int().min(0))]).optional(),
@@ -239,17 +239,17 @@ const schemas: Record<keyof GateOptions, [z.ZodType, string]> = {
 }
 
 const ALL_WARNINGS: WarningCode[] = [
-  'GH_WARN_XFF_UNTRUSTED',
-  'GH_WARN_TRUST_ALL_PROXIES',
-  'GH_WARN_COOKIE_REJECTED',
-  'GH_WARN_BACKEND_REFUSED',
-  'GH_WARN_EPHEMERAL_SECRET',
-  'GH_WARN_LIST_UNREADABLE',
-  'GH_WARN_POOL_SATURATED',
-  'GH_WARN_ON_ERROR_OPEN',
+  'SP_WARN_XFF_UNTRUSTED',
+  'SP_WARN_TRUST_ALL_PROXIES',
+  'SP_WARN_COOKIE_REJECTED',
+  'SP_WARN_BACKEND_REFUSED',
+  'SP_WARN_EPHEMERAL_SECRET',
+  'SP_WARN_LIST_UNREADABLE',
+  'SP_WARN_POOL_SATURATED',
+  'SP_WARN_ON_ERROR_OPEN',
 ]
 
-/** Validates every option and resolves defaults, once. Throws `GH_INVALID_OPTION` naming the option. */
+/** Validates every option and resolves defaults, once. Throws `SP_INVALID_OPTION` naming the option. */
 export function resolveOptions<Native>(input: GateOptions<Native> | undefined): ResolvedOptions<Native> {
   if (input !== undefined && (typeof input !== 'object' || input === null || Array.isArray(input))) {
     throw invalidOption('options', 'an object')

@@ -5,7 +5,7 @@ const UNSAFE_IN_URL = /[\u0000-\u001f\u007f\\\s]/
 export type RedirectHosts = ReadonlySet<string>
 
 /**
- * The origin Gatehouse may send a visitor back to: the request's own host when it is
+ * The origin Sallyport may send a visitor back to: the request's own host when it is
  * allowed (any syntactically valid host when `redirectHosts` is empty), else the first
  * configured host. `null` when there is no safe origin to name.
  */

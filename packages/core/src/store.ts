@@ -3,7 +3,7 @@ import { invalidOption } from './errors.js'
 
 /**
  * Shared counters with expiry: velocity rules, used challenges. The in-memory store
- * serves one process; `@gatehouse/redis` implements the same interface for a fleet.
+ * serves one process; `@sallyport/redis` implements the same interface for a fleet.
  */
 export interface Store {
   /**

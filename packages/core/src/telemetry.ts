@@ -43,49 +43,49 @@ export const NOOP_END = (_decision: Decision): void => {}
 const STATES: BreakerState[] = ['closed', 'open', 'half-open']
 
 function build(api: OtelApi): Telemetry {
-  const tracer = api.trace.getTracer('gatehouse')
-  const meter = api.metrics.getMeter('gatehouse')
-  const decisions = meter.createCounter('gatehouse.decisions', { description: 'Decisions by verdict, source and backend' })
-  const latency = meter.createHistogram('gatehouse.backend.duration', { description: 'Backend call duration', unit: 'ms' })
-  const fallbacks = meter.createCounter('gatehouse.fallbacks', { description: 'Fallback decisions by failure class' })
-  const breaker = meter.createUpDownCounter('gatehouse.breaker.state', {
+  const tracer = api.trace.getTracer('sallyport')
+  const meter = api.metrics.getMeter('sallyport')
+  const decisions = meter.createCounter('sallyport.decisions', { description: 'Decisions by verdict, source and backend' })
+  const latency = meter.createHistogram('sallyport.backend.duration', { description: 'Backend call duration', unit: 'ms' })
+  const fallbacks = meter.createCounter('sallyport.fallbacks', { description: 'Fallback decisions by failure class' })
+  const breaker = meter.createUpDownCounter('sallyport.breaker.state', {
     description: '1 for the current circuit breaker state of each backend, 0 for the others',
   })
   const current = new Map<string, BreakerState>()
   return {
     startDecision(checkpointEvent) {
       const span = tracer.startSpan(
-        'gatehouse.decision',
-        checkpointEvent === undefined ? {} : { attributes: { 'gatehouse.checkpoint': checkpointEvent } },
+        'sallyport.decision',
+        checkpointEvent === undefined ? {} : { attributes: { 'sallyport.checkpoint': checkpointEvent } },
       )
       return (decision) => {
         const attributes = {
-          'gatehouse.verdict': decision.verdict,
-          'gatehouse.source': decision.source,
-          'gatehouse.backend': decision.backend,
+          'sallyport.verdict': decision.verdict,
+          'sallyport.source': decision.source,
+          'sallyport.backend': decision.backend,
         }
         span.setAttributes({
           ...attributes,
-          'gatehouse.would_be': decision.wouldBe,
-          'gatehouse.complete': decision.complete,
-          ...(decision.reason === null ? {} : { 'gatehouse.reason': decision.reason.slice(0, 64) }),
+          'sallyport.would_be': decision.wouldBe,
+          'sallyport.complete': decision.complete,
+          ...(decision.reason === null ? {} : { 'sallyport.reason': decision.reason.slice(0, 64) }),
         })
         span.end()
         decisions.add(1, attributes)
         if (decision.source === 'fallback' && decision.reason !== null) {
-          fallbacks.add(1, { 'gatehouse.backend': decision.backend, 'gatehouse.failure': decision.reason.slice(0, 32) })
+          fallbacks.add(1, { 'sallyport.backend': decision.backend, 'sallyport.failure': decision.reason.slice(0, 32) })
         }
       }
     },
     backendCall(backend, durationMs, outcome) {
-      latency.record(durationMs, { 'gatehouse.backend': backend, 'gatehouse.outcome': outcome })
+      latency.record(durationMs, { 'sallyport.backend': backend, 'sallyport.outcome': outcome })
     },
     breakerChanged(backend, state) {
       const previous = current.get(backend) ?? 'closed'
       current.set(backend, state)
       for (const candidate of STATES) {
         const delta = (candidate === state ? 1 : 0) - (candidate === previous ? 1 : 0)
-        if (delta !== 0) breaker.add(delta, { 'gatehouse.backend': backend, 'gatehouse.state': candidate })
+        if (delta !== 0) breaker.add(delta, { 'sallyport.backend': backend, 'sallyport.state': candidate })
       }
     },
   }
@@ -111,7 +111,7 @@ function sdkRegistered(api: InstalledApi): boolean {
     ProxyProvider === undefined ||
     !(provider instanceof ProxyProvider) ||
     (provider as { getDelegate(): unknown }).getDelegate() !== new ProxyProvider().getDelegate()
-  const metering = api.createNoopMeter === undefined || api.metrics.getMeter('gatehouse') !== api.createNoopMeter()
+  const metering = api.createNoopMeter === undefined || api.metrics.getMeter('sallyport') !== api.createNoopMeter()
   return tracing || metering
 }
 

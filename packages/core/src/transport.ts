@@ -1,17 +1,17 @@
 import { setTimeout as delay } from 'node:timers/promises'
 import { type Dispatcher, Pool } from 'undici'
 import { ABORT_SOURCE, AbortSource, CONNECTION_WAIT, type ConnectionWaitListener } from './abort.js'
-import { GatehouseError } from './errors.js'
+import { SallyportError } from './errors.js'
 import type { DecideContext } from './types.js'
 
 /** Why a decision's signal was aborted. */
-export const ABORT_TIMEOUT = Symbol('gatehouse.timeout')
-export const ABORT_CLIENT_GONE = Symbol('gatehouse.client-gone')
+export const ABORT_TIMEOUT = Symbol('sallyport.timeout')
+export const ABORT_CLIENT_GONE = Symbol('sallyport.client-gone')
 
 export interface TransportOptions {
   /** Largest reply body accepted, in bytes. Defaults to 256 KiB. */
   maxResponseSize?: number
-  /** An undici dispatcher (Agent, Pool, MockAgent) to use instead of Gatehouse's own pools. */
+  /** An undici dispatcher (Agent, Pool, MockAgent) to use instead of Sallyport's own pools. */
   dispatcher?: Dispatcher
   /**
    * Keep-alive connections per backend origin. A call that finds them all busy waits for one
@@ -49,7 +49,7 @@ const MIN_ATTEMPT_MS = 10
 const RETRYABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CLOSED'])
 
 /** The error a backend call ends with when the signal was aborted. */
-export function abortError(reason: unknown, cause?: unknown): GatehouseError {
+export function abortError(reason: unknown, cause?: unknown): SallyportError {
   // Without a cause the error says nothing about this request: one made once will do. When
   // a backend hangs every decision ends here, and an Error per decision costs a stack trace.
   if (cause !== undefined) return newAbortError(reason, { cause })
@@ -60,13 +60,13 @@ export function abortError(reason: unknown, cause?: unknown): GatehouseError {
   timeoutError ??= newAbortError(reason)
   return timeoutError
 }
-let clientGoneError: GatehouseError | undefined
-let timeoutError: GatehouseError | undefined
+let clientGoneError: SallyportError | undefined
+let timeoutError: SallyportError | undefined
 
-function newAbortError(reason: unknown, details?: { cause: unknown }): GatehouseError {
+function newAbortError(reason: unknown, details?: { cause: unknown }): SallyportError {
   if (reason === ABORT_CLIENT_GONE)
-    return new GatehouseError('GH_CLIENT_GONE', 'The client went away before the decision was made.', details)
-  return GatehouseError.backend('timeout', 'The decision backend did not answer within the deadline.', details)
+    return new SallyportError('SP_CLIENT_GONE', 'The client went away before the decision was made.', details)
+  return SallyportError.backend('timeout', 'The decision backend did not answer within the deadline.', details)
 }
 
 function errorCode(error: unknown): string | undefined {
@@ -76,7 +76,7 @@ function errorCode(error: unknown): string | undefined {
   return errorCode((error as { cause?: unknown }).cause)
 }
 
-/** What aborts this call: Gatehouse's own {@link AbortSource} when the gate made `ctx`, else `ctx.signal`. */
+/** What aborts this call: Sallyport's own {@link AbortSource} when the gate made `ctx`, else `ctx.signal`. */
 function abortOf(ctx: DecideContext): AbortSource | AbortSignal {
   const source = (ctx as { [ABORT_SOURCE]?: () => AbortSource })[ABORT_SOURCE]
   return typeof source === 'function' ? source.call(ctx) : ctx.signal
@@ -153,7 +153,7 @@ class Connections {
 const ABANDONED_CALL_LIMIT_MS = 10_000
 
 /**
- * One exchange on a connection of Gatehouse's own pool. Past the decision's deadline the call
+ * One exchange on a connection of Sallyport's own pool. Past the decision's deadline the call
  * is abandoned, not aborted (see Connections), for at most ABANDONED_CALL_LIMIT_MS: a backend
  * that trickles a reply forever cannot keep its connection. A client that left is different:
  * nobody needs the answer, so the call ends at once.
@@ -217,7 +217,7 @@ export class Transport {
     this.#connections = options.connections ?? DEFAULT_CONNECTIONS
   }
 
-  /** Gatehouse's own keep-alive pool for `origin`, with its connections; `undefined` with a dispatcher passed in. */
+  /** Sallyport's own keep-alive pool for `origin`, with its connections; `undefined` with a dispatcher passed in. */
   #pool(origin: string): { pool: Dispatcher; connections: Connections } | undefined {
     if (this.#external) return undefined
     let entry = this.#pools.get(origin)
@@ -263,14 +263,14 @@ export class Transport {
           const aborted = abortError(abort.reason)
           throw error === aborted ? aborted : abortError(abort.reason, error)
         }
-        if (error instanceof GatehouseError) throw error
+        if (error instanceof SallyportError) throw error
         const code = errorCode(error)
         if (code === 'UND_ERR_RES_EXCEEDED_MAX_SIZE') throw tooLarge(this.#maxResponseSize)
         if (code !== undefined && RETRYABLE_CODES.has(code) && this.#mayRetry(attempt, ctx)) {
           await this.#backoff(ctx)
           continue
         }
-        throw GatehouseError.backend('network', `The decision backend could not be reached (${code ?? 'error'}).`, {
+        throw SallyportError.backend('network', `The decision backend could not be reached (${code ?? 'error'}).`, {
           cause: error,
         })
       }
@@ -360,7 +360,7 @@ export class Transport {
     try {
       const declared = Number(response.headers['content-length'])
       if (declared > this.#maxResponseSize) throw tooLarge(this.#maxResponseSize)
-      // Gatehouse's own pools enforce the limit themselves; a dispatcher passed in may not.
+      // Sallyport's own pools enforce the limit themselves; a dispatcher passed in may not.
       const text = dispatcher === this.#external ? await this.#readBounded(body) : await body.text()
       const cookies = response.headers['set-cookie']
       return {
@@ -413,8 +413,8 @@ export class Transport {
   }
 }
 
-function tooLarge(limit: number): GatehouseError {
-  return GatehouseError.backend('invalid', `The decision backend's reply is larger than ${limit} bytes.`)
+function tooLarge(limit: number): SallyportError {
+  return SallyportError.backend('invalid', `The decision backend's reply is larger than ${limit} bytes.`)
 }
 
 /** Parses a reply body as JSON; anything else is an `invalid` failure, never a verdict. */
@@ -422,7 +422,7 @@ export function parseJson(reply: HttpReply): unknown {
   try {
     return JSON.parse(reply.body)
   } catch (error) {
-    throw GatehouseError.backend('invalid', 'The decision backend replied with something that is not JSON.', {
+    throw SallyportError.backend('invalid', 'The decision backend replied with something that is not JSON.', {
       status: reply.status,
       cause: error,
     })
@@ -430,7 +430,7 @@ export function parseJson(reply: HttpReply): unknown {
 }
 
 /** Turns a non-2xx reply into the failure class it stands for. */
-export function statusError(reply: HttpReply, backend: string): GatehouseError {
+export function statusError(reply: HttpReply, backend: string): SallyportError {
   const retryAfterHeader = reply.headers['retry-after']
   const retryAfter = typeof retryAfterHeader === 'string' ? Number(retryAfterHeader) : Number.NaN
   const details = {
@@ -438,10 +438,10 @@ export function statusError(reply: HttpReply, backend: string): GatehouseError {
     ...(Number.isFinite(retryAfter) ? { retryAfter } : {}),
   }
   if (reply.status >= 500) {
-    return GatehouseError.backend('server', `${backend} answered HTTP ${reply.status}.`, details)
+    return SallyportError.backend('server', `${backend} answered HTTP ${reply.status}.`, details)
   }
   if (reply.status >= 400) {
-    return GatehouseError.backend('client', `${backend} refused the request with HTTP ${reply.status}.`, details)
+    return SallyportError.backend('client', `${backend} refused the request with HTTP ${reply.status}.`, details)
   }
-  return GatehouseError.backend('invalid', `${backend} answered with unexpected HTTP ${reply.status}.`, details)
+  return SallyportError.backend('invalid', `${backend} answered with unexpected HTTP ${reply.status}.`, details)
 }

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { WarningCode } from './logger.js'
 
-/** What Gatehouse enforces, in one vocabulary whatever the backend calls it. */
+/** What Sallyport enforces, in one vocabulary whatever the backend calls it. */
 export type Verdict = 'allow' | 'challenge' | 'deny' | 'review'
 
 /** How a backend call failed; `onError` maps each class to a verdict. */
@@ -93,7 +93,7 @@ export type ServedResponse =
 
 /** Routes under `prefix` that the middleware answers itself instead of deciding. */
 export interface BackendRoutes {
-  /** A path prefix such as `/.gatehouse/`. */
+  /** A path prefix such as `/.sallyport/`. */
   readonly prefix: string
   handle(request: ServedRequest): Promise<ServedResponse>
 }
@@ -180,9 +180,9 @@ export interface RequestView<Native = unknown> {
   readonly encrypted: boolean
   /** The framework's own trust-proxy setting, used when `trustProxy` is not set. */
   readonly frameworkTrust: TrustFunction | undefined
-  /** The parsed body, when a body parser ran before Gatehouse. */
+  /** The parsed body, when a body parser ran before Sallyport. */
   readonly body: unknown
-  /** The response has started or ended: Gatehouse must not write to it. */
+  /** The response has started or ended: Sallyport must not write to it. */
   responded(): boolean
   /** Reads the raw request body, at most `limit` bytes; `null` when too large or already consumed. */
   readBody(limit: number): Promise<string | null>

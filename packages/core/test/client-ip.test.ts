@@ -1,12 +1,12 @@
 import {
   compileTrust,
-  GatehouseError,
   normalizeIp,
   resolveClientIp,
   resolveHost,
+  SallyportError,
   type TrustFunction,
   type TrustProxy,
-} from '@gatehouse/core'
+} from '@sallyport/core'
 import { describe, expect, it } from 'vitest'
 
 function expectInvalidOption(run: () => unknown, option: string): void {
@@ -16,10 +16,10 @@ function expectInvalidOption(run: () => unknown, option: string): void {
   } catch (error) {
     caught = error
   }
-  expect(caught).toBeInstanceOf(GatehouseError)
-  expect((caught as GatehouseError).code).toBe('GH_INVALID_OPTION')
-  expect((caught as GatehouseError).option).toBe(option)
-  expect((caught as GatehouseError).message).toContain(option)
+  expect(caught).toBeInstanceOf(SallyportError)
+  expect((caught as SallyportError).code).toBe('SP_INVALID_OPTION')
+  expect((caught as SallyportError).option).toBe(option)
+  expect((caught as SallyportError).message).toContain(option)
 }
 
 describe('normalizeIp', () => {
@@ -152,7 +152,7 @@ describe('compileTrust', () => {
     ['an IPv4 address out of range', '300.1.1.1'],
     ['an empty string', ''],
     ['a list with one bad entry', ['10.0.0.0/8', 'not-an-ip']],
-  ])('throws GH_INVALID_OPTION for %s', (_label, value) => {
+  ])('throws SP_INVALID_OPTION for %s', (_label, value) => {
     expectInvalidOption(() => compileTrust(value), 'trustProxy')
   })
 
@@ -160,7 +160,7 @@ describe('compileTrust', () => {
     ['null', null],
     ['an object', {}],
     ['undefined', undefined],
-  ])('throws GH_INVALID_OPTION (not a TypeError) for %s', (_label, value) => {
+  ])('throws SP_INVALID_OPTION (not a TypeError) for %s', (_label, value) => {
     expectInvalidOption(() => compileTrust(value as TrustProxy), 'trustProxy')
   })
 })

@@ -4,13 +4,13 @@ import {
   createGate,
   type DecisionBackend,
   type DecisionInput,
-  GatehouseError,
   type GateOptions,
   type Logger,
   localPolicies,
   type RequestView,
+  SallyportError,
   type TrustFunction,
-} from '@gatehouse/core'
+} from '@sallyport/core'
 import { describe, expect, it } from 'vitest'
 
 interface ViewInit {
@@ -126,7 +126,7 @@ describe('client IP through createGate', () => {
     const gate = createGate<null>({ backend, logger })
     await gate.decide(view({ remoteAddress: '10.0.0.5', headers: { 'x-forwarded-for': '203.0.113.9' } }))
     await gate.decide(view({ remoteAddress: '10.0.0.5', headers: { 'x-forwarded-for': '203.0.113.10' } }))
-    expect(logger.warnings.filter((warning) => warning.code === 'GH_WARN_XFF_UNTRUSTED')).toHaveLength(1)
+    expect(logger.warnings.filter((warning) => warning.code === 'SP_WARN_XFF_UNTRUSTED')).toHaveLength(1)
   })
 })
 
@@ -301,8 +301,8 @@ describe('backend failures and fallbacks', () => {
   it.each<[string, () => Promise<unknown>, string]>([
     ['a plain Error', () => Promise.reject(new Error('boom')), 'network'],
     ['a TypeError (a bug in the backend)', () => Promise.reject(new TypeError('x is undefined')), 'network'],
-    ['GH_BACKEND_SERVER', () => Promise.reject(GatehouseError.backend('server', 'HTTP 503')), 'server'],
-    ['GH_BACKEND_CLIENT', () => Promise.reject(GatehouseError.backend('client', 'HTTP 401')), 'client'],
+    ['SP_BACKEND_SERVER', () => Promise.reject(SallyportError.backend('server', 'HTTP 503')), 'server'],
+    ['SP_BACKEND_CLIENT', () => Promise.reject(SallyportError.backend('client', 'HTTP 401')), 'client'],
     ['a reply without a verdict', async () => ({ reason: 'x' }), 'invalid'],
     ['an unknown verdict word', async () => ({ verdict: 'block' }), 'invalid'],
     ['a reply that is not an object', async () => 'allow', 'invalid'],
@@ -325,7 +325,7 @@ describe('backend failures and fallbacks', () => {
   })
 
   it('onError maps every failure, or each class, to a verdict', async () => {
-    const failing = stub(() => Promise.reject(GatehouseError.backend('server', 'HTTP 500'))).backend
+    const failing = stub(() => Promise.reject(SallyportError.backend('server', 'HTTP 500'))).backend
     expect((await gateWith(failing, { onError: 'deny' }).decide(view())).decision).toMatchObject({ verdict: 'deny', reason: 'server' })
     const perClass = gateWith(failing, { onError: { server: 'challenge', timeout: 'deny' } })
     expect((await perClass.decide(view())).decision).toMatchObject({ verdict: 'challenge', source: 'fallback' })
@@ -334,7 +334,7 @@ describe('backend failures and fallbacks', () => {
   })
 
   it("a checkpoint's onError overrides the gate's, for that route only", async () => {
-    const { backend, inputs } = stub(() => Promise.reject(GatehouseError.backend('server', 'HTTP 500')))
+    const { backend, inputs } = stub(() => Promise.reject(SallyportError.backend('server', 'HTTP 500')))
     const gate = gateWith(backend)
     const checkout = gate.checkpoint({ event: 'checkout', email: 'buyer@example.com', onError: 'deny' })
     const { decision } = await gate.decide(view({ method: 'POST', url: '/checkout' }), checkout)
@@ -371,7 +371,7 @@ describe('Set-Cookie from backends', () => {
     const gate = createGate<null>({ backend, logger })
     const { decision } = await gate.decide(view({ headers: { host: 'www.site.example' } }))
     expect(decision.setCookies).toEqual(['trusted_id=tid_1; Path=/; HttpOnly'])
-    expect(logger.warnings.filter((warning) => warning.code === 'GH_WARN_COOKIE_REJECTED')).toHaveLength(1)
+    expect(logger.warnings.filter((warning) => warning.code === 'SP_WARN_COOKIE_REJECTED')).toHaveLength(1)
   })
 })
 
@@ -465,6 +465,6 @@ describe('decideNow: the outcome in the same tick when nothing waits', () => {
     const outcome = gate.decideNow(broken)
     expect(outcome).not.toBeInstanceOf(Promise)
     expect((outcome as Awaited<typeof outcome>).decision).toMatchObject({ verdict: 'allow', reason: 'internal_error' })
-    expect(logger.errors.map((error) => error.code)).toContain('GH_INTERNAL')
+    expect(logger.errors.map((error) => error.code)).toContain('SP_INTERNAL')
   })
 })

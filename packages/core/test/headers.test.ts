@@ -4,14 +4,14 @@ import {
   createGate,
   type DecisionBackend,
   type DecisionInput,
-  GatehouseError,
   type GateOptions,
   type Logger,
   pathForBackends,
   type RequestView,
   readCookies,
+  SallyportError,
   sanitizeHeaders,
-} from '@gatehouse/core'
+} from '@sallyport/core'
 import { describe, expect, it } from 'vitest'
 
 const limits = { maxHeaders: 64, maxValueLength: 1024, maxCookies: 50 }
@@ -398,16 +398,16 @@ describe('forwardQuery and DecisionBackend.headers are checked when the gate is 
   const stub = (headers: unknown): DecisionBackend =>
     ({ name: 'stub', headers, decide: async () => ({ verdict: 'allow' }) }) as unknown as DecisionBackend
 
-  function refused(options: Record<string, unknown>): GatehouseError {
+  function refused(options: Record<string, unknown>): SallyportError {
     let caught: unknown
     try {
       createGate({ logger: silent, ...options } as GateOptions)
     } catch (error) {
       caught = error
     }
-    expect(caught).toBeInstanceOf(GatehouseError)
-    expect((caught as GatehouseError).code).toBe('GH_INVALID_OPTION')
-    return caught as GatehouseError
+    expect(caught).toBeInstanceOf(SallyportError)
+    expect((caught as SallyportError).code).toBe('SP_INVALID_OPTION')
+    return caught as SallyportError
   }
 
   it('accepts parameter names, header names and "all"', () => {

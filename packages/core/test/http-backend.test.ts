@@ -3,14 +3,14 @@ import type { AddressInfo } from 'node:net'
 import {
   createGate,
   type Gate,
-  GatehouseError,
   type GateOptions,
   type HttpBackendOptions,
   httpBackend,
   type Logger,
   type RequestView,
+  SallyportError,
   Transport,
-} from '@gatehouse/core'
+} from '@sallyport/core'
 import { afterEach, describe, expect, it } from 'vitest'
 
 interface Received {
@@ -191,9 +191,9 @@ describe('httpBackend request', () => {
       } catch (error) {
         caught = error
       }
-      expect(caught, url).toBeInstanceOf(GatehouseError)
-      expect((caught as GatehouseError).code).toBe('GH_INVALID_OPTION')
-      expect((caught as GatehouseError).option).toBe('url')
+      expect(caught, url).toBeInstanceOf(SallyportError)
+      expect((caught as SallyportError).code).toBe('SP_INVALID_OPTION')
+      expect((caught as SallyportError).option).toBe('url')
     }
   })
 })
@@ -264,7 +264,7 @@ describe('httpBackend failures', () => {
     const { decision } = await gateFor(server, {}, { logger }).decide(view())
     expect(server.received).toHaveLength(1)
     expect(decision).toMatchObject({ verdict: 'allow', source: 'fallback', reason: 'client' })
-    expect(logger.warnings.map((warning) => warning.code)).toContain('GH_WARN_BACKEND_REFUSED')
+    expect(logger.warnings.map((warning) => warning.code)).toContain('SP_WARN_BACKEND_REFUSED')
   })
 
   it.each<[string, Handler]>([

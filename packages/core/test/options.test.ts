@@ -1,19 +1,19 @@
-import { createGate, type DecisionBackend, GatehouseError, type GateOptions, type Logger } from '@gatehouse/core'
+import { createGate, type DecisionBackend, type GateOptions, type Logger, SallyportError } from '@sallyport/core'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 
 const silent: Logger = { warn() {}, error() {} }
 const backend = (name = 'stub'): DecisionBackend => ({ name, decide: async () => ({ verdict: 'allow' }) })
 
-function invalidOptionError(run: () => unknown): GatehouseError {
+function invalidOptionError(run: () => unknown): SallyportError {
   let caught: unknown
   try {
     run()
   } catch (error) {
     caught = error
   }
-  expect(caught, 'expected a GatehouseError to be thrown').toBeInstanceOf(GatehouseError)
-  const error = caught as GatehouseError
-  expect(error.code).toBe('GH_INVALID_OPTION')
+  expect(caught, 'expected a SallyportError to be thrown').toBeInstanceOf(SallyportError)
+  const error = caught as SallyportError
+  expect(error.code).toBe('SP_INVALID_OPTION')
   return error
 }
 
@@ -42,7 +42,7 @@ describe('createGate option validation', () => {
         redirectHosts: ['site.example', 'shop.example:8443', '[::1]:3000'],
         hookTimeoutMs: 500,
         logger: silent,
-        warnings: { GH_WARN_XFF_UNTRUSTED: false },
+        warnings: { SP_WARN_XFF_UNTRUSTED: false },
       }),
     ).not.toThrow()
   })
@@ -96,7 +96,7 @@ describe('createGate option validation', () => {
     ['a hookTimeoutMs of 0', 'hookTimeoutMs', 0],
     ['a logger without warn()', 'logger', { error() {} }],
     ['an unknown warning code', 'warnings', { XFF: false }],
-  ])('throws GH_INVALID_OPTION naming the option for %s', (_label, option, value) => {
+  ])('throws SP_INVALID_OPTION naming the option for %s', (_label, option, value) => {
     const error = invalidOptionError(() => createGate(untyped({ logger: silent, [option]: value })))
     // A nested field is named precisely (`challenge.url`), a top-level one as itself.
     expect(error.option === option || error.option?.startsWith(`${option}.`)).toBe(true)
@@ -151,7 +151,7 @@ describe('hosted page URLs are checked at construction', () => {
     expect(() =>
       createGate({ backend: paged({ challenge: 'https://verify.example/c', deny: 'http://blocked.example/' }), logger: silent }),
     ).not.toThrow()
-    expect(() => createGate({ backend: paged({ challenge: '/.gatehouse/challenge' }), logger: silent })).not.toThrow()
+    expect(() => createGate({ backend: paged({ challenge: '/.sallyport/challenge' }), logger: silent })).not.toThrow()
   })
 
   it('with NODE_ENV=production, refuses http pages and an http challenge.url or deny.url, not https or a path', () => {
@@ -208,7 +208,7 @@ describe('gate.checkpoint validation', () => {
     ['a metadata value that is not a string', 'checkpoint.metadata', { event: 'login', metadata: { n: 1 } }],
     ['an unknown onError verdict', 'checkpoint.onError', { event: 'checkout', onError: 'block' }],
     ['a challenge that is not a function', 'checkpoint.challenge', { event: 'login', challenge: 'https://x.example' }],
-  ])('throws GH_INVALID_OPTION naming the field for %s', (_label, option, spec) => {
+  ])('throws SP_INVALID_OPTION naming the field for %s', (_label, option, spec) => {
     const error = invalidOptionError(() => gate.checkpoint(spec as never))
     expect(error.option).toBe(option)
     expect(error.message).toContain(option)

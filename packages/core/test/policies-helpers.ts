@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http'
-import type { DecideContext, DecisionInput, Logger, RequestView } from '@gatehouse/core'
+import type { DecideContext, DecisionInput, Logger, RequestView } from '@sallyport/core'
 import { type LocalPoliciesBackend, type LocalPoliciesOptions, localPolicies } from '../src/local-policies.js'
 
 export const SECRET = 'a-test-secret-that-is-long-enough-0123456789'

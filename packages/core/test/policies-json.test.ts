@@ -1,4 +1,4 @@
-import { GatehouseError } from '@gatehouse/core'
+import { SallyportError } from '@sallyport/core'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { LocalPoliciesOptions } from '../src/local-policies.js'
 import { closeAll, engine, judge } from './policies-helpers.js'
@@ -18,16 +18,16 @@ const RULES_JSON = `[
               "velocity": { "key": "ip", "limit": 2, "windowMs": 60000 } } }
 ]`
 
-function invalid(options: unknown): GatehouseError {
+function invalid(options: unknown): SallyportError {
   let caught: unknown
   try {
     engine(options as LocalPoliciesOptions)
   } catch (error) {
     caught = error
   }
-  expect(caught, 'expected construction to throw').toBeInstanceOf(GatehouseError)
-  expect((caught as GatehouseError).code).toBe('GH_INVALID_OPTION')
-  return caught as GatehouseError
+  expect(caught, 'expected construction to throw').toBeInstanceOf(SallyportError)
+  expect((caught as SallyportError).code).toBe('SP_INVALID_OPTION')
+  return caught as SallyportError
 }
 
 describe('rules loaded from JSON', () => {

@@ -7,7 +7,7 @@ import { IpSet, parseIp, parseRange } from '../src/policies/ip-set.js'
 import { compileText } from '../src/policies/lists.js'
 import { closeAll, engine, judge } from './policies-helpers.js'
 
-const dir = mkdtempSync(join(tmpdir(), 'gatehouse-lists-'))
+const dir = mkdtempSync(join(tmpdir(), 'sallyport-lists-'))
 afterEach(closeAll)
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
@@ -82,7 +82,7 @@ describe('list files', () => {
     const backend = engine({ lists: { bad: { file: path } }, rules: [denyListed] })
     expect(backend.listStatus('bad')).toMatchObject({ file: path, ranges: 3, domains: 1, skipped: 2, loads: 1, problem: null })
     expect(backend.warnings).toEqual([
-      expect.objectContaining({ code: 'GH_WARN_LIST_UNREADABLE', message: expect.stringContaining('2 line(s)') }),
+      expect.objectContaining({ code: 'SP_WARN_LIST_UNREADABLE', message: expect.stringContaining('2 line(s)') }),
     ])
     expect(await judge(backend, { ip: '198.51.100.7' })).toEqual(['deny', 'listed'])
     expect(await judge(backend, { ip: '203.0.113.255' })).toEqual(['deny', 'listed'])
@@ -110,7 +110,7 @@ describe('list files', () => {
     await rm(path)
     await vi.waitFor(() => expect(backend.listStatus('bad')?.problem).toMatch(/does not exist/), { timeout: 3000 })
     expect(await judge(backend, { ip: '192.0.2.9' })).toEqual(['allow', null])
-    expect(logged).toContainEqual(expect.objectContaining({ code: 'GH_WARN_LIST_UNREADABLE', list: 'bad' }))
+    expect(logged).toContainEqual(expect.objectContaining({ code: 'SP_WARN_LIST_UNREADABLE', list: 'bad' }))
 
     await writeFile(path, '192.0.2.9\n')
     await vi.waitFor(async () => expect(await judge(backend, { ip: '192.0.2.9' })).toEqual(['deny', 'listed']), { timeout: 3000 })
@@ -120,7 +120,7 @@ describe('list files', () => {
   it('treat a missing file as an empty list with a warning, and pick it up once it appears', async () => {
     const path = tempFile()
     const backend = engine({ lists: { bad: { file: path, reloadIntervalMs: 20 } }, rules: [denyListed] })
-    expect(backend.warnings).toEqual([expect.objectContaining({ code: 'GH_WARN_LIST_UNREADABLE', message: expect.stringContaining(path) })])
+    expect(backend.warnings).toEqual([expect.objectContaining({ code: 'SP_WARN_LIST_UNREADABLE', message: expect.stringContaining(path) })])
     expect(backend.listStatus('bad')).toMatchObject({ ranges: 0, problem: expect.stringMatching(/does not exist/) })
     expect(await judge(backend, { ip: '198.51.100.1' })).toEqual(['allow', null])
     await writeFile(path, '198.51.100.1\n')

@@ -1,4 +1,4 @@
-import { type Checkpoint, createGate, type Logger } from '@gatehouse/core'
+import { type Checkpoint, createGate, type Logger } from '@sallyport/core'
 import { afterEach, describe, expect, it } from 'vitest'
 import { CLEARANCE_COOKIE, clearanceBinding, issueClearance } from '../src/challenge/index.js'
 import type { Rule } from '../src/policies/types.js'
@@ -147,7 +147,7 @@ describe('when the store fails', () => {
     const backend = engine({ store: broken, logger, rules: [rule, { name: 'catch-all', verdict: 'review', priority: -1 }] })
     for (let index = 0; index < 5; index++) expect(await judge(backend)).toEqual(['review', 'catch-all'])
     expect(logger.errors).toHaveLength(1)
-    expect(logger.errors[0]).toMatchObject({ code: 'GH_STORE_FAILED' })
+    expect(logger.errors[0]).toMatchObject({ code: 'SP_STORE_FAILED' })
   })
 
   it('treats a reply without a count as a failure', async () => {

@@ -1,4 +1,4 @@
-import { type Checkpoint, createGate } from '@gatehouse/core'
+import { type Checkpoint, createGate } from '@sallyport/core'
 import { afterEach, describe, expect, it } from 'vitest'
 import { CLEARANCE_COOKIE, clearanceBinding, issueClearance } from '../src/challenge/index.js'
 import { localPolicies } from '../src/local-policies.js'
@@ -360,21 +360,21 @@ describe('as the gate sees it', () => {
       name: 'local',
       timeoutMs: 50,
       cookies: [CLEARANCE_COOKIE],
-      pages: { challenge: '/.gatehouse/challenge' },
+      pages: { challenge: '/.sallyport/challenge' },
     })
-    expect(backend.routes?.prefix).toBe('/.gatehouse/')
+    expect(backend.routes?.prefix).toBe('/.sallyport/')
     expect(backend.warnings).toEqual([])
   })
 
   it('warns that clearances use an ephemeral secret when none is set', async () => {
-    const previous = process.env.GATEHOUSE_SECRET
-    delete process.env.GATEHOUSE_SECRET
+    const previous = process.env.SALLYPORT_SECRET
+    delete process.env.SALLYPORT_SECRET
     try {
       const backend = localPolicies({ logger: silent })
-      expect(backend.warnings?.map((warning) => warning.code)).toEqual(['GH_WARN_EPHEMERAL_SECRET'])
+      expect(backend.warnings?.map((warning) => warning.code)).toEqual(['SP_WARN_EPHEMERAL_SECRET'])
       await backend.close?.()
     } finally {
-      if (previous !== undefined) process.env.GATEHOUSE_SECRET = previous
+      if (previous !== undefined) process.env.SALLYPORT_SECRET = previous
     }
   })
 
@@ -388,7 +388,7 @@ describe('as the gate sees it', () => {
     const headless = await gate.decide(view({ headers: { ...BROWSER_HEADERS, 'user-agent': agent } }))
     expect(headless.decision).toMatchObject({ verdict: 'challenge', reason: 'automation-user-agent' })
     expect(headless.action).toMatchObject({ type: 'redirect' })
-    if (headless.action.type === 'redirect') expect(new URL(headless.action.location).pathname).toBe('/.gatehouse/challenge')
+    if (headless.action.type === 'redirect') expect(new URL(headless.action.location).pathname).toBe('/.sallyport/challenge')
     await gate.close()
   })
 })

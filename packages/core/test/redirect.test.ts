@@ -1,4 +1,4 @@
-import { returnOrigin, returnUrl, safeRedirectTarget } from '@gatehouse/core'
+import { returnOrigin, returnUrl, safeRedirectTarget } from '@sallyport/core'
 import { describe, expect, it } from 'vitest'
 
 const origin = 'https://site.example'

@@ -1,4 +1,4 @@
-import { checkSetCookie, MAX_FORWARDED_COOKIES } from '@gatehouse/core'
+import { checkSetCookie, MAX_FORWARDED_COOKIES } from '@sallyport/core'
 import { describe, expect, it } from 'vitest'
 
 const allowed = new Set(['trusted_id'])

@@ -1,4 +1,4 @@
-import { GatehouseError } from '@gatehouse/core'
+import { SallyportError } from '@sallyport/core'
 import { describe, expect, it } from 'vitest'
 import { MemoryStore } from '../src/store.js'
 
@@ -45,7 +45,7 @@ describe('MemoryStore', () => {
   })
 
   it('rejects a size that is not a positive integer', () => {
-    for (const maxKeys of [0, -1, 1.5, Number.NaN]) expect(() => new MemoryStore({ maxKeys })).toThrow(GatehouseError)
+    for (const maxKeys of [0, -1, 1.5, Number.NaN]) expect(() => new MemoryStore({ maxKeys })).toThrow(SallyportError)
   })
 
   it('empties on close', async () => {

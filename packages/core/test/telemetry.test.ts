@@ -1,10 +1,11 @@
 /**
- * Telemetry as a user gets it without passing `telemetry`: Gatehouse loads the installed
+ * Telemetry as a user gets it without passing `telemetry`: Sallyport loads the installed
  * `@opentelemetry/api` and reports through it only once an SDK has registered a provider,
  * whether that happened before the first decision or while the app was already serving.
  */
-import { createGate, type Decision, type DecisionBackend } from '@gatehouse/core'
+
 import * as api from '@opentelemetry/api'
+import { createGate, type Decision, type DecisionBackend } from '@sallyport/core'
 import { afterEach, describe, expect, it } from 'vitest'
 import { silent as quiet, view } from './policies-helpers.js'
 
@@ -78,12 +79,12 @@ describe('telemetry through the installed @opentelemetry/api', () => {
     expect(decisions.every((decision) => decision.verdict === 'allow')).toBe(true)
     expect(sdk.spans).toHaveLength(3)
     expect(sdk.spans[0]).toMatchObject({
-      name: 'gatehouse.decision',
+      name: 'sallyport.decision',
       ended: true,
-      attributes: { 'gatehouse.verdict': 'allow', 'gatehouse.source': 'backend', 'gatehouse.backend': 'rules' },
+      attributes: { 'sallyport.verdict': 'allow', 'sallyport.source': 'backend', 'sallyport.backend': 'rules' },
     })
-    expect(sdk.counts.filter((count) => count.name === 'gatehouse.decisions')).toHaveLength(3)
-    // What Gatehouse reports is about decisions, never about the visitor.
+    expect(sdk.counts.filter((count) => count.name === 'sallyport.decisions')).toHaveLength(3)
+    // What Sallyport reports is about decisions, never about the visitor.
     expect(JSON.stringify(sdk.spans)).not.toContain('203.0.113.9')
   })
 
@@ -94,15 +95,15 @@ describe('telemetry through the installed @opentelemetry/api', () => {
     const sdk = recordingProviders()
     api.trace.setGlobalTracerProvider(sdk.tracerProvider)
     api.metrics.setGlobalMeterProvider(sdk.meterProvider)
-    // Gatehouse looks for an SDK again every 1024 calls; a decision makes two (span, backend call).
+    // Sallyport looks for an SDK again every 1024 calls; a decision makes two (span, backend call).
     for (let index = 0; index < 600; index++) await gate.decide(view())
     expect(sdk.spans.length).toBeGreaterThan(0)
     const first = sdk.spans.length
     await gate.decide(view())
     expect(sdk.spans).toHaveLength(first + 1)
-    expect(sdk.spans.at(-1)).toMatchObject({ name: 'gatehouse.decision', ended: true, attributes: { 'gatehouse.verdict': 'allow' } })
+    expect(sdk.spans.at(-1)).toMatchObject({ name: 'sallyport.decision', ended: true, attributes: { 'sallyport.verdict': 'allow' } })
     // Metrics too: instruments are made once the SDK is there, not as no-ops beforehand.
-    expect(sdk.counts.filter((count) => count.name === 'gatehouse.decisions').length).toBe(sdk.spans.length)
+    expect(sdk.counts.filter((count) => count.name === 'sallyport.decisions').length).toBe(sdk.spans.length)
   })
 
   it('`telemetry: false` reports nothing even with an SDK registered', async () => {

@@ -14,25 +14,25 @@ import {
   type RequestView,
   readRequestBody,
   type TrustFunction,
-} from '@gatehouse/core'
+} from '@sallyport/core'
 
 declare global {
   namespace Express {
     interface Request {
-      /** The Gatehouse decision for this request, set before `next()`. */
-      gatehouse?: Decision
+      /** The Sallyport decision for this request, set before `next()`. */
+      sallyport?: Decision
     }
   }
 }
 
-/** The parts of an Express request Gatehouse reads; Express 4 and 5 requests both fit. */
+/** The parts of an Express request Sallyport reads; Express 4 and 5 requests both fit. */
 export interface GuardRequest extends IncomingMessage {
   originalUrl?: string | undefined
   /** The parsed body, when a body parser ran first. */
   body?: Record<string, unknown> | undefined
   app?: { get(setting: string): unknown; settings?: Record<string, unknown> } | undefined
   res?: ServerResponse | undefined
-  gatehouse?: Decision | undefined
+  sallyport?: Decision | undefined
 }
 
 export type NextFunction = (error?: unknown) => void
@@ -50,13 +50,13 @@ export interface GuardMiddleware {
 }
 
 /**
- * Where `req.gatehouse` lives. Express moves every request onto its app's prototype
+ * Where `req.sallyport` lives. Express moves every request onto its app's prototype
  * (`Object.setPrototypeOf(req, app.request)`), and V8 then builds a new hidden class for each
  * property added to that request: about 4 µs and a map allocation per request for one
- * `req.gatehouse = decision`. So the property is an accessor on Express's shared `request`
+ * `req.sallyport = decision`. So the property is an accessor on Express's shared `request`
  * object (the prototype right above `IncomingMessage.prototype`, the one Express invites
  * extensions on), which keeps the decision in a WeakMap. Reading and assigning
- * `req.gatehouse` work as before, in every app and sub-app; a request Express never touched
+ * `req.sallyport` work as before, in every app and sub-app; a request Express never touched
  * simply gets an own property.
  */
 const decisions = new WeakMap<object, Decision | undefined>()
@@ -73,10 +73,10 @@ const slot: PropertyDescriptor = {
 
 type ExpressApp = NonNullable<GuardRequest['app']>
 
-/** What Gatehouse needs to know of a request's prototype, worked out once per prototype. */
+/** What Sallyport needs to know of a request's prototype, worked out once per prototype. */
 interface PrototypeFacts {
   readonly prototype: unknown
-  /** `req.gatehouse` is the accessor on this chain (an Express app's chain always gets one). */
+  /** `req.sallyport` is the accessor on this chain (an Express app's chain always gets one). */
   readonly hasSlot: boolean
   /** The app that owns this prototype (each Express app's own `request` object), if one does. */
   readonly app: ExpressApp | undefined
@@ -102,8 +102,8 @@ function learn(prototype: unknown): PrototypeFacts {
   while (candidate !== null && typeof candidate === 'object' && candidate !== IncomingMessage.prototype) {
     const parent: unknown = Object.getPrototypeOf(candidate)
     if (parent === IncomingMessage.prototype) {
-      if (!Object.hasOwn(candidate, 'gatehouse')) Object.defineProperty(candidate, 'gatehouse', slot)
-      hasSlot = Object.getOwnPropertyDescriptor(candidate, 'gatehouse')?.set === slot.set
+      if (!Object.hasOwn(candidate, 'sallyport')) Object.defineProperty(candidate, 'sallyport', slot)
+      hasSlot = Object.getOwnPropertyDescriptor(candidate, 'sallyport')?.set === slot.set
       break
     }
     candidate = parent
@@ -112,10 +112,10 @@ function learn(prototype: unknown): PrototypeFacts {
   return { prototype, hasSlot, app: ownsApp ? (prototype as { app?: ExpressApp }).app : undefined }
 }
 
-/** Sets `req.gatehouse`: straight into the WeakMap when the accessor is on the request's chain. */
+/** Sets `req.sallyport`: straight into the WeakMap when the accessor is on the request's chain. */
 function record(req: GuardRequest, decision: Decision): void {
-  if (factsOf(req).hasSlot && !Object.hasOwn(req, 'gatehouse')) decisions.set(req, decision)
-  else req.gatehouse = decision
+  if (factsOf(req).hasSlot && !Object.hasOwn(req, 'sallyport')) decisions.set(req, decision)
+  else req.sallyport = decision
 }
 
 /** The app handling `req`: the one owning its prototype, else whatever the request carries. */
@@ -147,7 +147,7 @@ class ExpressView implements RequestView<GuardRequest> {
   get body(): unknown {
     return this.native.body
   }
-  /** Express's compiled `trust proxy` setting; read only when Gatehouse has no `trustProxy` of its own. */
+  /** Express's compiled `trust proxy` setting; read only when Sallyport has no `trustProxy` of its own. */
   get frameworkTrust(): TrustFunction | undefined {
     // `settings` inherits from a mounting app's, as `app.get()` would read it, without the call.
     const app = appOf(this.native)
@@ -207,7 +207,7 @@ function apply(outcome: Outcome, req: GuardRequest, res: ServerResponse, next: N
 function handler(gate: Gate<GuardRequest>, checkpoint: CompiledCheckpoint<GuardRequest> | undefined) {
   return (req: GuardRequest, res: ServerResponse, next: NextFunction): void => {
     const outcome = gate.decideNow(new ExpressView(req, res), checkpoint)
-    // Decided in process: answer in this tick, as if Gatehouse were not there.
+    // Decided in process: answer in this tick, as if Sallyport were not there.
     if (!(outcome instanceof Promise)) {
       apply(outcome, req, res, next)
       return
@@ -230,8 +230,8 @@ function handler(gate: Gate<GuardRequest>, checkpoint: CompiledCheckpoint<GuardR
 }
 
 /**
- * Gatehouse for Express 4 and 5. With no options it runs the embedded local policy engine.
- * Options are validated now: a bad one throws a `GatehouseError` naming it.
+ * Sallyport for Express 4 and 5. With no options it runs the embedded local policy engine.
+ * Options are validated now: a bad one throws a `SallyportError` naming it.
  */
 export function guard(options?: GuardOptions): GuardMiddleware {
   const gate = createGate<GuardRequest>(options)
@@ -242,5 +242,5 @@ export function guard(options?: GuardOptions): GuardMiddleware {
   return middleware
 }
 
-export type { CheckpointSpec, Decision, GateOptions, Verdict } from '@gatehouse/core'
-export { GatehouseError } from '@gatehouse/core'
+export type { CheckpointSpec, Decision, GateOptions, Verdict } from '@sallyport/core'
+export { SallyportError } from '@sallyport/core'

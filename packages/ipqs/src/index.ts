@@ -6,7 +6,7 @@ import {
   parseJson,
   statusError,
   Transport,
-} from '@gatehouse/core'
+} from '@sallyport/core'
 import { type IpqsOptions, resolveOptions } from './options.js'
 import { readLookup, toVerdict } from './reply.js'
 import { checkTransaction } from './transaction.js'

@@ -1,4 +1,4 @@
-import { GatehouseError } from '@gatehouse/core'
+import { SallyportError } from '@sallyport/core'
 import type { Dispatcher } from 'undici'
 import { z } from 'zod'
 import { checkTransaction, type TransactionValue } from './transaction.js'
@@ -53,7 +53,7 @@ export interface IpqsOptions {
   timeoutMs?: number
   /** Largest reply accepted, in bytes. Defaults to 256 KiB. */
   maxResponseSize?: number
-  /** An undici dispatcher to use instead of Gatehouse's own keep-alive pool. */
+  /** An undici dispatcher to use instead of Sallyport's own keep-alive pool. */
   dispatcher?: Dispatcher
 }
 
@@ -125,8 +125,8 @@ const accepted: Record<string, string> = {
   dispatcher: 'an undici Dispatcher (Agent, Pool, MockAgent)',
 }
 
-function invalid(option: string, expected: string, cause?: unknown): GatehouseError {
-  return new GatehouseError('GH_INVALID_OPTION', `Invalid option \`${option}\` for ipqs(): expected ${expected}.`, { option, cause })
+function invalid(option: string, expected: string, cause?: unknown): SallyportError {
+  return new SallyportError('SP_INVALID_OPTION', `Invalid option \`${option}\` for ipqs(): expected ${expected}.`, { option, cause })
 }
 
 /** A path prefix on `baseUrl` (a proxy mounted under a path) is kept; query and fragment are not. */

@@ -1,4 +1,4 @@
-import { type BackendVerdict, GatehouseError, type HttpReply, type Verdict } from '@gatehouse/core'
+import { type BackendVerdict, type HttpReply, SallyportError, type Verdict } from '@sallyport/core'
 import { z } from 'zod'
 import type { FlagVerdict } from './options.js'
 
@@ -72,21 +72,21 @@ const NO_CREDITS = /insufficient|not enough|out of|exhausted|no (remaining )?cre
  * balance will not mend on retry (`client`); anything else is the service's temporary trouble
  * (`server`). The service's own message is not copied: only the cause is named.
  */
-export function refusal(message: unknown, status: number): GatehouseError {
+export function refusal(message: unknown, status: number): SallyportError {
   const said = typeof message === 'string' ? message : ''
   if (INVALID_KEY.test(said) && REFUSED.test(said)) {
-    return GatehouseError.backend('client', 'IPQualityScore says the API key is invalid or unauthorized.', {
+    return SallyportError.backend('client', 'IPQualityScore says the API key is invalid or unauthorized.', {
       status,
       vendorCode: 'invalid_key',
     })
   }
   if (CREDITS.test(said) && NO_CREDITS.test(said)) {
-    return GatehouseError.backend('client', 'IPQualityScore says the account has insufficient credits for this lookup.', {
+    return SallyportError.backend('client', 'IPQualityScore says the account has insufficient credits for this lookup.', {
       status,
       vendorCode: 'insufficient_credits',
     })
   }
-  return GatehouseError.backend('server', 'IPQualityScore reported an error (success: false) instead of a lookup result.', {
+  return SallyportError.backend('server', 'IPQualityScore reported an error (success: false) instead of a lookup result.', {
     status,
     vendorCode: 'unsuccessful',
   })
@@ -96,7 +96,7 @@ export function refusal(message: unknown, status: number): GatehouseError {
 export function readLookup(body: unknown, reply: HttpReply): Lookup {
   const head = envelope.safeParse(body)
   if (!head.success) {
-    throw GatehouseError.backend('invalid', 'IPQualityScore replied without a `success` field.', {
+    throw SallyportError.backend('invalid', 'IPQualityScore replied without a `success` field.', {
       status: reply.status,
       cause: head.error,
     })
@@ -104,7 +104,7 @@ export function readLookup(body: unknown, reply: HttpReply): Lookup {
   if (!head.data.success) throw refusal(head.data.message, reply.status)
   const lookup = lookupSchema.safeParse(body)
   if (!lookup.success) {
-    throw GatehouseError.backend('invalid', 'IPQualityScore replied without a valid fraud_score and flags.', {
+    throw SallyportError.backend('invalid', 'IPQualityScore replied without a valid fraud_score and flags.', {
       status: reply.status,
       cause: lookup.error,
     })

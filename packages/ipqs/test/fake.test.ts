@@ -1,4 +1,4 @@
-import { type FakeIpqs, fakeIpqs, IPQS_MESSAGES } from '@gatehouse/testing'
+import { type FakeIpqs, fakeIpqs, IPQS_MESSAGES } from '@sallyport/testing'
 import { request } from 'undici'
 import { afterEach, describe, expect, it } from 'vitest'
 

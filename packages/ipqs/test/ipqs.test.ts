@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
-import { type Checkpoint, createGate, type Gate, type GateOptions, type Logger, type RequestView } from '@gatehouse/core'
-import { type IpqsOptions, ipqs } from '@gatehouse/ipqs'
-import { type FakeIpqs, fakeIpqs, IPQS_MESSAGES } from '@gatehouse/testing'
+import { type Checkpoint, createGate, type Gate, type GateOptions, type Logger, type RequestView } from '@sallyport/core'
+import { type IpqsOptions, ipqs } from '@sallyport/ipqs'
+import { type FakeIpqs, fakeIpqs, IPQS_MESSAGES } from '@sallyport/testing'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 const silent: Logger = { warn() {}, error() {} }
@@ -165,7 +165,7 @@ describe('transactions from a checkpoint', () => {
     expect(outcome.decision).toMatchObject({ verdict: 'deny', reason: 'invalid_checkpoint' })
     expect(outcome.action.type).toBe('error')
     const error = outcome.action.type === 'error' ? outcome.action.error : undefined
-    expect(error).toMatchObject({ code: 'GH_INVALID_CHECKPOINT', statusCode: 400, option: field })
+    expect(error).toMatchObject({ code: 'SP_INVALID_CHECKPOINT', statusCode: 400, option: field })
     for (const value of Object.values(transaction)) expect(error?.message).not.toContain(value)
   })
 

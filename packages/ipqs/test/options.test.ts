@@ -1,16 +1,16 @@
-import { GatehouseError } from '@gatehouse/core'
-import { type IpqsOptions, ipqs, looksLikeCardNumber } from '@gatehouse/ipqs'
+import { SallyportError } from '@sallyport/core'
+import { type IpqsOptions, ipqs, looksLikeCardNumber } from '@sallyport/ipqs'
 import { describe, expect, it } from 'vitest'
 
 const KEY = 'IpqsSecretKey0123456789abcdefXYZ'
 const SHA = 'a'.repeat(64)
 
-function refusal(options: Record<string, unknown>): GatehouseError {
+function refusal(options: Record<string, unknown>): SallyportError {
   try {
     ipqs({ key: KEY, ...options } as IpqsOptions)
   } catch (error) {
-    expect(error).toBeInstanceOf(GatehouseError)
-    return error as GatehouseError
+    expect(error).toBeInstanceOf(SallyportError)
+    return error as SallyportError
   }
   throw new Error('ipqs() accepted the options')
 }
@@ -46,13 +46,13 @@ describe('options are checked at construction', () => {
     [{ secretKey: KEY }, 'secretKey'],
   ])('%o is refused naming `%s`', (options, option) => {
     const error = refusal(options)
-    expect(error).toMatchObject({ code: 'GH_INVALID_OPTION', option })
+    expect(error).toMatchObject({ code: 'SP_INVALID_OPTION', option })
     expect(error.message).toContain(`\`${option}\``)
   })
 
   it('refuses a missing key and no options at all', () => {
-    expect(() => ipqs({} as IpqsOptions)).toThrow(expect.objectContaining({ code: 'GH_INVALID_OPTION', option: 'key' }))
-    expect(() => ipqs(undefined as unknown as IpqsOptions)).toThrow(expect.objectContaining({ code: 'GH_INVALID_OPTION' }))
+    expect(() => ipqs({} as IpqsOptions)).toThrow(expect.objectContaining({ code: 'SP_INVALID_OPTION', option: 'key' }))
+    expect(() => ipqs(undefined as unknown as IpqsOptions)).toThrow(expect.objectContaining({ code: 'SP_INVALID_OPTION' }))
   })
 
   it('never puts the key in an error message or its cause', () => {
@@ -105,7 +105,7 @@ describe('a static transaction is checked like a checkpoint', () => {
     [{ 'Bad Name': 'x' }, 'transaction'],
   ])('%o is refused naming `%s`, without echoing the value', (transaction, option) => {
     const error = refusal({ transaction })
-    expect(error).toMatchObject({ code: 'GH_INVALID_OPTION', option })
+    expect(error).toMatchObject({ code: 'SP_INVALID_OPTION', option })
     for (const value of Object.values(transaction)) {
       if (typeof value === 'string' && value.length > 3) expect(error.message).not.toContain(value)
     }

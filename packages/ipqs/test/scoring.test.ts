@@ -1,4 +1,4 @@
-import type { HttpReply } from '@gatehouse/core'
+import type { HttpReply } from '@sallyport/core'
 import { describe, expect, it } from 'vitest'
 import { type Lookup, readLookup, refusal, type Scoring, toVerdict, verdictOf } from '../src/reply.js'
 
@@ -76,7 +76,7 @@ describe('reply validation', () => {
     ['an array', [{ success: true, fraud_score: 0 }]],
     ['null', null],
   ])('%s is an invalid reply, never a verdict', (_label, body) => {
-    expect(() => readLookup(body, reply)).toThrow(expect.objectContaining({ code: 'GH_BACKEND_INVALID' }))
+    expect(() => readLookup(body, reply)).toThrow(expect.objectContaining({ code: 'SP_BACKEND_INVALID' }))
   })
 
   it('informational fields of the wrong type are dropped, long strings bounded, control characters removed', () => {
@@ -106,12 +106,12 @@ describe('reply validation', () => {
 
 describe('success: false', () => {
   it.each([
-    ['Invalid or unauthorized key. Please check the API key and try again.', 'GH_BACKEND_CLIENT', 'invalid_key'],
-    ['You have insufficient credits to make this request.', 'GH_BACKEND_CLIENT', 'insufficient_credits'],
-    ['Your account has run out of credits.', 'GH_BACKEND_CLIENT', 'insufficient_credits'],
-    ['We are experiencing a temporary issue. Please try again shortly.', 'GH_BACKEND_SERVER', 'unsuccessful'],
-    ['Invalid IPv4 address.', 'GH_BACKEND_SERVER', 'unsuccessful'],
-    [undefined, 'GH_BACKEND_SERVER', 'unsuccessful'],
+    ['Invalid or unauthorized key. Please check the API key and try again.', 'SP_BACKEND_CLIENT', 'invalid_key'],
+    ['You have insufficient credits to make this request.', 'SP_BACKEND_CLIENT', 'insufficient_credits'],
+    ['Your account has run out of credits.', 'SP_BACKEND_CLIENT', 'insufficient_credits'],
+    ['We are experiencing a temporary issue. Please try again shortly.', 'SP_BACKEND_SERVER', 'unsuccessful'],
+    ['Invalid IPv4 address.', 'SP_BACKEND_SERVER', 'unsuccessful'],
+    [undefined, 'SP_BACKEND_SERVER', 'unsuccessful'],
   ])('%s → %s', (message, code, vendorCode) => {
     expect(() => readLookup({ success: false, message }, reply)).toThrow(expect.objectContaining({ code, vendorCode, status: 200 }))
   })

@@ -15,14 +15,14 @@ import {
   type RequestView,
   readRequestBody,
   type TrustFunction,
-} from '@gatehouse/core'
+} from '@sallyport/core'
 
-/** The parts of a Koa context Gatehouse reads; Koa 2 and 3 contexts both fit. */
+/** The parts of a Koa context Sallyport reads; Koa 2 and 3 contexts both fit. */
 export interface GuardContext {
   req: IncomingMessage
   res: ServerResponse
   originalUrl: string
-  state: Record<string, unknown> & { gatehouse?: Decision | undefined }
+  state: Record<string, unknown> & { sallyport?: Decision | undefined }
   app: { proxy?: boolean; maxIpsCount?: number }
   /** `body` is the parsed body, when a body parser ran first. */
   request: { body?: Record<string, unknown> | undefined }
@@ -133,7 +133,7 @@ const DONE: Promise<void> = Promise.resolve()
 /** Carries out an outcome; returns what Koa waits on (the rest of the chain when allowed). */
 function proceed(outcome: Outcome, ctx: GuardContext, next: Next): Promise<void> {
   const { decision, action } = outcome
-  ctx.state.gatehouse = decision
+  ctx.state.sallyport = decision
   if (action.type === 'none') {
     // A hook answered, or the client left: Koa must not write over it.
     if (ctx.res.headersSent || ctx.res.writableEnded) ctx.respond = false
@@ -159,8 +159,8 @@ function handler(gate: Gate<GuardContext>, checkpoint: CompiledCheckpoint<GuardC
 }
 
 /**
- * Gatehouse for Koa 2 and 3. With no options it runs the embedded local policy engine.
- * Options are validated now: a bad one throws a `GatehouseError` naming it.
+ * Sallyport for Koa 2 and 3. With no options it runs the embedded local policy engine.
+ * Options are validated now: a bad one throws a `SallyportError` naming it.
  */
 export function guard(options?: GuardOptions): GuardMiddleware {
   const gate = createGate<GuardContext>(options)
@@ -171,5 +171,5 @@ export function guard(options?: GuardOptions): GuardMiddleware {
   return middleware
 }
 
-export type { CheckpointSpec, Decision, GateOptions, Verdict } from '@gatehouse/core'
-export { GatehouseError } from '@gatehouse/core'
+export type { CheckpointSpec, Decision, GateOptions, Verdict } from '@sallyport/core'
+export { SallyportError } from '@sallyport/core'

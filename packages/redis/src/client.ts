@@ -1,4 +1,4 @@
-import { GatehouseError } from '@gatehouse/core'
+import { SallyportError } from '@sallyport/core'
 
 /**
  * A node-redis client (`createClient()`, v5), or any adapter that sends one command
@@ -81,14 +81,14 @@ export function isErrorReply(error: unknown): boolean {
 }
 
 /**
- * Settles with `promise`, or rejects with `GH_BACKEND_TIMEOUT` after `timeoutMs`. The timer
+ * Settles with `promise`, or rejects with `SP_BACKEND_TIMEOUT` after `timeoutMs`. The timer
  * is cleared either way and never keeps the process alive; a late rejection of `promise` is
  * handled here, so an abandoned command never becomes an unhandled rejection.
  */
 export function withTimeout<T>(promise: Promise<T>, timeoutMs: number, command: string): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => {
-      reject(new GatehouseError('GH_BACKEND_TIMEOUT', `Redis did not answer ${command} within ${timeoutMs} ms.`))
+      reject(new SallyportError('SP_BACKEND_TIMEOUT', `Redis did not answer ${command} within ${timeoutMs} ms.`))
     }, timeoutMs)
     timer.unref()
     promise.then(

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { GatehouseError, invalidOption, type Store } from '@gatehouse/core'
+import { invalidOption, SallyportError, type Store } from '@sallyport/core'
 import { closeClient, commandSender, isErrorReply, type RedisClientLike, type Send, withTimeout } from './client.js'
 
 export type { CallClient, ClusterSendCommandClient, RedisClientLike, SendCommandClient } from './client.js'
@@ -12,11 +12,11 @@ export interface RedisStoreOptions {
    * or any `{ sendCommand(args: string[]): Promise<unknown> }` adapter. Required.
    */
   client: RedisClientLike
-  /** Put before every key, to share one Redis between apps. Defaults to `'gatehouse:'`. */
+  /** Put before every key, to share one Redis between apps. Defaults to `'sallyport:'`. */
   prefix?: string
   /**
    * How long one store call (a count, a read, a delete) may wait for Redis, in ms, before it
-   * rejects with `GH_BACKEND_TIMEOUT`: a Redis that hangs must not hang a request. Defaults to 50.
+   * rejects with `SP_BACKEND_TIMEOUT`: a Redis that hangs must not hang a request. Defaults to 50.
    */
   timeoutMs?: number
   /** Close `client` too when the store is closed. Defaults to `false`: the client is yours. */
@@ -76,7 +76,7 @@ function resolveOptions(options: RedisStoreOptions): Config {
       'a connected node-redis client (with sendCommand), an ioredis client (with call), or { sendCommand(args: string[]): Promise<unknown> }',
     )
   }
-  const prefix = options.prefix ?? 'gatehouse:'
+  const prefix = options.prefix ?? 'sallyport:'
   if (typeof prefix !== 'string' || prefix.length > MAX_PREFIX_LENGTH) {
     throw invalidOption('prefix', `a string of at most ${MAX_PREFIX_LENGTH} characters`)
   }
@@ -117,10 +117,10 @@ function milliseconds(ttlMs: number): string {
   return String(Math.ceil(ttlMs))
 }
 
-function failure(command: string, error: unknown): GatehouseError {
-  if (error instanceof GatehouseError) return error
+function failure(command: string, error: unknown): SallyportError {
+  if (error instanceof SallyportError) return error
   const message = error instanceof Error ? error.message : String(error)
-  return new GatehouseError(isErrorReply(error) ? 'GH_BACKEND_SERVER' : 'GH_BACKEND_NETWORK', `Redis ${command} failed: ${message}`, {
+  return new SallyportError(isErrorReply(error) ? 'SP_BACKEND_SERVER' : 'SP_BACKEND_NETWORK', `Redis ${command} failed: ${message}`, {
     cause: error,
   })
 }
@@ -140,7 +140,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
   /** One command within what is left of the call's time; rejects with the client's own error. */
   function exchange(args: string[], key: string, deadline: number): Promise<unknown> {
     const left = deadline - performance.now()
-    if (left <= 0) return Promise.reject(new GatehouseError('GH_BACKEND_TIMEOUT', `Redis did not answer within ${timeoutMs} ms.`))
+    if (left <= 0) return Promise.reject(new SallyportError('SP_BACKEND_TIMEOUT', `Redis did not answer within ${timeoutMs} ms.`))
     let sent: Promise<unknown>
     try {
       sent = Promise.resolve(send(args, key))
@@ -150,7 +150,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
     return withTimeout(sent, Math.ceil(left), args[0] as string)
   }
 
-  /** `exchange`, with the client's error turned into a coded `GatehouseError`. */
+  /** `exchange`, with the client's error turned into a coded `SallyportError`. */
   async function command(args: string[], key: string, deadline: number): Promise<unknown> {
     try {
       return await exchange(args, key, deadline)
@@ -160,7 +160,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
   }
 
   function start(): number {
-    if (closed) throw new GatehouseError('GH_BACKEND_NETWORK', 'The Redis store is closed.')
+    if (closed) throw new SallyportError('SP_BACKEND_NETWORK', 'The Redis store is closed.')
     return performance.now() + timeoutMs
   }
 
@@ -180,7 +180,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
       const count = Array.isArray(reply) ? integer(reply[0]) : null
       const left = Array.isArray(reply) ? integer(reply[1]) : null
       if (count === null || left === null) {
-        throw new GatehouseError('GH_BACKEND_INVALID', 'Redis answered the increment script with no count.')
+        throw new SallyportError('SP_BACKEND_INVALID', 'Redis answered the increment script with no count.')
       }
       return { count, expiresAt: Date.now() + Math.max(0, left) }
     },
@@ -191,7 +191,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
       const reply = await command(['GET', stored], stored, deadline)
       if (reply === null || reply === undefined) return undefined
       const count = integer(reply)
-      if (count === null) throw new GatehouseError('GH_BACKEND_INVALID', 'A Redis key the store reads holds something other than a count.')
+      if (count === null) throw new SallyportError('SP_BACKEND_INVALID', 'A Redis key the store reads holds something other than a count.')
       return count
     },
 
@@ -202,7 +202,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
       if (reply === null || reply === undefined) return undefined
       if (typeof reply === 'string') return reply
       if (reply instanceof Uint8Array) return Buffer.from(reply).toString()
-      throw new GatehouseError('GH_BACKEND_INVALID', 'A Redis key the store reads holds something other than a string.')
+      throw new SallyportError('SP_BACKEND_INVALID', 'A Redis key the store reads holds something other than a string.')
     },
 
     async setValue(key, value, ttlMs) {

@@ -102,7 +102,7 @@ export interface StartOptions {
 
 export async function startRedisServer(options: StartOptions = {}): Promise<RedisServer> {
   requireRedisServer()
-  const dir = options.cluster === true ? await mkdtemp(join(tmpdir(), 'gatehouse-redis-')) : null
+  const dir = options.cluster === true ? await mkdtemp(join(tmpdir(), 'sallyport-redis-')) : null
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freePort()
     const child = await spawnOn(port, dir)

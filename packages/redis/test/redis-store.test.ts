@@ -1,6 +1,6 @@
 import { once } from 'node:events'
-import { GatehouseError } from '@gatehouse/core'
-import { type RedisClientLike, type RedisStore, redisStore } from '@gatehouse/redis'
+import { SallyportError } from '@sallyport/core'
+import { type RedisClientLike, type RedisStore, redisStore } from '@sallyport/redis'
 import { Cluster, Redis } from 'ioredis'
 import { createClient, createCluster } from 'redis'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
@@ -239,9 +239,9 @@ describe.each(suites)('redisStore with %s', (name, connect, topology) => {
 
   it('reports a key holding something else as an invalid reply, and Redis errors as server errors', async () => {
     await connection.raw('SET', `${prefix}text`, 'not a number')
-    await expect(store.get('text')).rejects.toMatchObject({ code: 'GH_BACKEND_INVALID' })
+    await expect(store.get('text')).rejects.toMatchObject({ code: 'SP_BACKEND_INVALID' })
     await connection.raw('HSET', `${prefix}hash`, 'field', '1')
-    await expect(store.increment('hash', 1000)).rejects.toMatchObject({ code: 'GH_BACKEND_SERVER' })
+    await expect(store.increment('hash', 1000)).rejects.toMatchObject({ code: 'SP_BACKEND_SERVER' })
   })
 })
 
@@ -261,11 +261,11 @@ describe('redisStore options', () => {
     } catch (error) {
       thrown = error
     }
-    expect(thrown).toBeInstanceOf(GatehouseError)
-    expect(thrown).toMatchObject({ code: 'GH_INVALID_OPTION', option })
+    expect(thrown).toBeInstanceOf(SallyportError)
+    expect(thrown).toMatchObject({ code: 'SP_INVALID_OPTION', option })
   })
 
-  it('puts the default prefix `gatehouse:` before keys', async () => {
+  it('puts the default prefix `sallyport:` before keys', async () => {
     const sent: string[][] = []
     const store = redisStore({
       client: {
@@ -276,7 +276,7 @@ describe('redisStore options', () => {
       },
     })
     await store.get('velocity:x')
-    expect(sent).toEqual([['GET', 'gatehouse:velocity:x']])
+    expect(sent).toEqual([['GET', 'sallyport:velocity:x']])
   })
 })
 
@@ -286,7 +286,7 @@ describe('closing', () => {
     const store = redisStore({ client: connection.client, prefix: 'close-1:' })
     await store.increment('k', 1000)
     await store.close()
-    await expect(store.get('k')).rejects.toMatchObject({ code: 'GH_BACKEND_NETWORK' })
+    await expect(store.get('k')).rejects.toMatchObject({ code: 'SP_BACKEND_NETWORK' })
     expect(await connection.raw('GET', 'close-1:k')).toBe('1')
     await connection.close()
   })
@@ -326,8 +326,8 @@ describe('a Redis that hangs', () => {
     try {
       for (const call of [() => store.increment('hang', 60_000), () => store.get('hang'), () => store.delete('hang')]) {
         const { ms, error } = await elapsed(call)
-        expect(error).toBeInstanceOf(GatehouseError)
-        expect(error).toMatchObject({ code: 'GH_BACKEND_TIMEOUT' })
+        expect(error).toBeInstanceOf(SallyportError)
+        expect(error).toMatchObject({ code: 'SP_BACKEND_TIMEOUT' })
         expect(ms).toBeGreaterThanOrEqual(timeoutMs - 5)
         expect(ms).toBeLessThan(timeoutMs + 200)
       }
@@ -366,8 +366,8 @@ describe('a Redis that is down', () => {
   // With its offline queue on, a client holds commands until it reconnects: the store's own
   // timeout is what ends the wait. With it off, the client refuses at once.
   const cases = Object.entries(clients).flatMap(([name, connect]) => [
-    [`${name}, offline queue on (the default)`, connect, {}, 'GH_BACKEND_TIMEOUT'] as const,
-    [`${name}, offline queue off`, connect, { noOfflineQueue: true }, 'GH_BACKEND_NETWORK'] as const,
+    [`${name}, offline queue on (the default)`, connect, {}, 'SP_BACKEND_TIMEOUT'] as const,
+    [`${name}, offline queue off`, connect, { noOfflineQueue: true }, 'SP_BACKEND_NETWORK'] as const,
   ])
 
   it.each(cases)('rejects every call within timeoutMs with %s', async (_, connect, options, code) => {
@@ -381,9 +381,9 @@ describe('a Redis that is down', () => {
     const calls = [() => store.increment('down', 60_000), () => store.get('down'), () => store.delete('down')]
     const results = await Promise.all([...calls, ...calls, ...calls].map((call) => elapsed(call)))
     for (const { ms, error } of results) {
-      expect(error).toBeInstanceOf(GatehouseError)
+      expect(error).toBeInstanceOf(SallyportError)
       expect(error).toMatchObject({ code })
-      expect(ms).toBeLessThan(code === 'GH_BACKEND_TIMEOUT' ? timeoutMs + 200 : 50)
+      expect(ms).toBeLessThan(code === 'SP_BACKEND_TIMEOUT' ? timeoutMs + 200 : 50)
     }
   })
 })

@@ -135,7 +135,7 @@ function lookup(params: IpqsParams, requestId: string): Record<string, unknown> 
 /**
  * A real IPQualityScore IP reputation server (`POST /api/json/ip`) on 127.0.0.1. Like the
  * service it answers a wrong key or bad parameters with HTTP 200 and `success: false`; unlike
- * it, it refuses outright (HTTP 400) a key sent in the URL, since Gatehouse must send it only
+ * it, it refuses outright (HTTP 400) a key sent in the URL, since Sallyport must send it only
  * in the `IPQS-KEY` header. The `/api/json/ip/{key}/{ip}` path form is not served (404).
  * Scores, flags, `success: false` messages, latency and faults are scriptable.
  */

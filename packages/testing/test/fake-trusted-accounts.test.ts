@@ -1,5 +1,5 @@
 import { Agent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http'
-import { type FakeTrustedAccounts, fakeTrustedAccounts } from '@gatehouse/testing'
+import { type FakeTrustedAccounts, fakeTrustedAccounts } from '@sallyport/testing'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 const PATH = '/api/v1/check-request'

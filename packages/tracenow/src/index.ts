@@ -1,4 +1,4 @@
-import { type BackendVerdict, type DecideContext, type DecisionBackend, GatehouseError, Transport } from '@gatehouse/core'
+import { type BackendVerdict, type DecideContext, type DecisionBackend, SallyportError, Transport } from '@sallyport/core'
 import { resolveOptions, type TraceNowOptions } from './options.js'
 import { refusal } from './refusal.js'
 import { readTraceReply } from './reply.js'
@@ -17,7 +17,7 @@ const SAFETY_MS = 10
 function pause(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     const stopped = () =>
-      GatehouseError.backend('timeout', 'The decision ended while waiting to ask TraceNow again.', { cause: signal.reason })
+      SallyportError.backend('timeout', 'The decision ended while waiting to ask TraceNow again.', { cause: signal.reason })
     if (signal.aborted) return reject(stopped())
     const onAbort = () => {
       clearTimeout(timer)
@@ -53,7 +53,7 @@ export function tracenow(options: TraceNowOptions): DecisionBackend {
   async function trace(body: TraceBody, ctx: DecideContext): Promise<BackendVerdict> {
     const reply = await transport.request({ method: 'POST', url: config.endpoint, headers, json: body }, ctx)
     if (reply.status < 200 || reply.status > 299) throw refusal(reply)
-    // Any Set-Cookie on the reply is for Gatehouse's own connection to TraceNow (say, a load
+    // Any Set-Cookie on the reply is for Sallyport's own connection to TraceNow (say, a load
     // balancer's), never for the visitor, so none is passed on.
     return readTraceReply(reply)
   }

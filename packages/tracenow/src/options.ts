@@ -1,4 +1,4 @@
-import { GatehouseError } from '@gatehouse/core'
+import { SallyportError } from '@sallyport/core'
 import type { Dispatcher } from 'undici'
 import { z } from 'zod'
 
@@ -18,7 +18,7 @@ export interface TraceNowOptions {
   timeoutMs?: number
   /** Largest reply accepted, in bytes. Defaults to 256 KiB. */
   maxResponseSize?: number
-  /** An undici dispatcher (Agent, Pool, MockAgent) to use instead of Gatehouse's own keep-alive pool. Defaults to none. */
+  /** An undici dispatcher (Agent, Pool, MockAgent) to use instead of Sallyport's own keep-alive pool. Defaults to none. */
   dispatcher?: Dispatcher
 }
 
@@ -82,8 +82,8 @@ const schema = z.strictObject({
     .optional(),
 })
 
-function invalid(option: string, accepted: string, cause?: unknown): GatehouseError {
-  return new GatehouseError('GH_INVALID_OPTION', `Invalid option \`${option}\` for tracenow(): expected ${accepted}.`, { option, cause })
+function invalid(option: string, accepted: string, cause?: unknown): SallyportError {
+  return new SallyportError('SP_INVALID_OPTION', `Invalid option \`${option}\` for tracenow(): expected ${accepted}.`, { option, cause })
 }
 
 /** `{baseUrl}/trace`, keeping any path prefix of the base URL. */
@@ -101,8 +101,8 @@ export function resolveOptions(options: TraceNowOptions): ResolvedTraceNowOption
     const issue = parsed.error.issues[0]
     if (issue?.code === 'unrecognized_keys') {
       const option = String(issue.keys[0])
-      throw new GatehouseError(
-        'GH_INVALID_OPTION',
+      throw new SallyportError(
+        'SP_INVALID_OPTION',
         `Unknown option \`${option}\` for tracenow(): accepted options are ${Object.keys(ACCEPTED).join(', ')}.`,
         { option, cause: parsed.error },
       )

@@ -1,4 +1,4 @@
-import { GatehouseError, type GatehouseErrorDetails, type HttpReply, statusError } from '@gatehouse/core'
+import { type HttpReply, SallyportError, type SallyportErrorDetails, statusError } from '@sallyport/core'
 
 /** Vendor words copied into an error: short, lowercase codes only, so no reply text reaches a log. */
 const CODE = /^[a-z][a-z0-9_]{0,63}$/
@@ -41,19 +41,19 @@ function fieldsOf(detail: unknown): string[] {
   return [...fields]
 }
 
-function client(message: string, details: GatehouseErrorDetails): GatehouseError {
-  return GatehouseError.backend('client', message, details)
+function client(message: string, details: SallyportErrorDetails): SallyportError {
+  return SallyportError.backend('client', message, details)
 }
 
 /**
  * A non-2xx reply as the failure it stands for. Refusals name their cause (the key, the quota,
  * the rate limit) so the one warning the gate logs says what to fix; none repeats the key.
  */
-export function refusal(reply: HttpReply): GatehouseError {
+export function refusal(reply: HttpReply): SallyportError {
   const { status } = reply
   if (status >= 500 || status < 400) return statusError(reply, 'TraceNow')
   const retryAfter = statusError(reply, 'TraceNow').retryAfter
-  const details: GatehouseErrorDetails = { status, ...(retryAfter === undefined ? {} : { retryAfter }) }
+  const details: SallyportErrorDetails = { status, ...(retryAfter === undefined ? {} : { retryAfter }) }
   const detail = detailOf(reply)
 
   if (status === 401) {

@@ -1,4 +1,4 @@
-import { type BackendVerdict, GatehouseError, type HttpReply, parseJson } from '@gatehouse/core'
+import { type BackendVerdict, type HttpReply, parseJson, SallyportError } from '@sallyport/core'
 import { z } from 'zod'
 
 /** Longest policy name kept as the decision's reason; policy names are typed by people in a dashboard. */
@@ -65,11 +65,11 @@ export function readTraceReply(reply: HttpReply): BackendVerdict {
   const json = parseJson(reply)
   // TraceNow's errors come as `{ detail }`; one under a 2xx status is still an error, never a verdict.
   if (typeof json === 'object' && json !== null && ('detail' in json || 'error' in json)) {
-    throw GatehouseError.backend('invalid', 'TraceNow answered with an error body under a success status.', { status: reply.status })
+    throw SallyportError.backend('invalid', 'TraceNow answered with an error body under a success status.', { status: reply.status })
   }
   const parsed = traceReply.safeParse(json)
   if (!parsed.success) {
-    throw GatehouseError.backend('invalid', 'TraceNow replied without a valid verdict (allow, challenge or deny).', {
+    throw SallyportError.backend('invalid', 'TraceNow replied without a valid verdict (allow, challenge or deny).', {
       status: reply.status,
       cause: parsed.error,
     })

@@ -1,4 +1,4 @@
-import type { Checkpoint, CheckpointStatus, DecisionInput } from '@gatehouse/core'
+import type { Checkpoint, CheckpointStatus, DecisionInput } from '@sallyport/core'
 
 /** The JSON body of `POST /trace`. Absent signals are left out, never sent as `null`. */
 export interface TraceBody {

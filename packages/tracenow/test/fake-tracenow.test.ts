@@ -1,4 +1,4 @@
-import { type FakeTraceNow, fakeTraceNow, TRACENOW_QUOTA_BODY } from '@gatehouse/testing'
+import { type FakeTraceNow, fakeTraceNow, TRACENOW_QUOTA_BODY } from '@sallyport/testing'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 let fake: FakeTraceNow

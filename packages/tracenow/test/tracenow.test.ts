@@ -6,13 +6,13 @@ import {
   createGate,
   type DecisionInput,
   type Gate,
-  GatehouseError,
   type GateOptions,
   type Logger,
   type RequestView,
-} from '@gatehouse/core'
-import { type FakeTraceNow, fakeTraceNow } from '@gatehouse/testing'
-import { type TraceNowOptions, tracenow } from '@gatehouse/tracenow'
+  SallyportError,
+} from '@sallyport/core'
+import { type FakeTraceNow, fakeTraceNow } from '@sallyport/testing'
+import { type TraceNowOptions, tracenow } from '@sallyport/tracenow'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 const SECRET_KEY = 'tn_test_9f8e7d6c5b4a'
@@ -74,14 +74,14 @@ async function decideAt(gate: Gate<null>, spec: CheckpointSpec<null> = login, in
   return gate.decide(view(init), gate.checkpoint(spec))
 }
 
-function caught(run: () => unknown): GatehouseError {
+function caught(run: () => unknown): SallyportError {
   try {
     run()
   } catch (error) {
-    if (error instanceof GatehouseError) return error
+    if (error instanceof SallyportError) return error
     throw error
   }
-  throw new Error('expected a GatehouseError')
+  throw new Error('expected a SallyportError')
 }
 
 /** A bare input for calling `decide` directly, as the gate would. */
@@ -115,16 +115,16 @@ describe('options', () => {
     ['a timeoutMs as a string', 'timeoutMs', { ...good, timeoutMs: '500' }],
     ['a maxResponseSize of 0', 'maxResponseSize', { ...good, maxResponseSize: 0 }],
     ['a dispatcher that is not one', 'dispatcher', { ...good, dispatcher: { connect: true } }],
-  ])('throws GH_INVALID_OPTION naming the option for %s', (_label, option, options) => {
+  ])('throws SP_INVALID_OPTION naming the option for %s', (_label, option, options) => {
     const error = caught(() => tracenow(options as unknown as TraceNowOptions))
-    expect(error.code).toBe('GH_INVALID_OPTION')
+    expect(error.code).toBe('SP_INVALID_OPTION')
     expect(error.option).toBe(option)
     expect(error.message).toContain(`\`${option}\``)
   })
 
   it('refuses the publishable key in place of the secret key, without repeating it', () => {
     const error = caught(() => tracenow({ secretKey: 'pk_live_publishable123' }))
-    expect(error).toMatchObject({ code: 'GH_INVALID_OPTION', option: 'secretKey' })
+    expect(error).toMatchObject({ code: 'SP_INVALID_OPTION', option: 'secretKey' })
     expect(error.message).toContain('publishable key')
     expect(inspect(error, { depth: 10 })).not.toContain('publishable123')
   })
@@ -137,12 +137,12 @@ describe('options', () => {
 
   it('refuses an unknown option, naming it', () => {
     const error = caught(() => tracenow({ ...good, apiKey: 'x' } as unknown as TraceNowOptions))
-    expect(error).toMatchObject({ code: 'GH_INVALID_OPTION', option: 'apiKey' })
+    expect(error).toMatchObject({ code: 'SP_INVALID_OPTION', option: 'apiKey' })
     expect(error.message).toContain('apiKey')
   })
 
   it('refuses no options at all', () => {
-    expect(caught(() => tracenow(undefined as unknown as TraceNowOptions)).code).toBe('GH_INVALID_OPTION')
+    expect(caught(() => tracenow(undefined as unknown as TraceNowOptions)).code).toBe('SP_INVALID_OPTION')
   })
 
   it('recommends no budget of its own unless given one', () => {
@@ -304,7 +304,7 @@ describe('the verdict', () => {
     const { decision } = await decideAt(gateFor({}, { logger }))
     expect(decision.source).toBe('backend')
     expect(decision.setCookies).toEqual([])
-    expect(codes()).not.toContain('GH_WARN_COOKIE_REJECTED')
+    expect(codes()).not.toContain('SP_WARN_COOKIE_REJECTED')
   })
 })
 
@@ -336,10 +336,10 @@ describe('failures', () => {
         () => {
           throw new Error('expected a failure')
         },
-        (failure: unknown) => failure as GatehouseError,
+        (failure: unknown) => failure as SallyportError,
       )
-    expect(error).toBeInstanceOf(GatehouseError)
-    expect(error).toMatchObject({ code: 'GH_BACKEND_CLIENT', status: 401, vendorCode: 'invalid_key' })
+    expect(error).toBeInstanceOf(SallyportError)
+    expect(error).toMatchObject({ code: 'SP_BACKEND_CLIENT', status: 401, vendorCode: 'invalid_key' })
     expect(error.message).toMatch(/secret key/)
     expect(inspect(error, { depth: 10 })).not.toContain('wrongKEY')
     expect(fake.requests).toHaveLength(1)
@@ -355,9 +355,9 @@ describe('failures', () => {
         deadline: performance.now() + 1000,
         retries: 1,
       })
-      .catch((failure: unknown) => failure as GatehouseError)
-    expect(error).toMatchObject({ code: 'GH_BACKEND_CLIENT', status: 403, vendorCode: 'quota_exceeded' })
-    expect((error as GatehouseError).message).toMatch(/quota .*used up.*plan_quota_exhausted/)
+      .catch((failure: unknown) => failure as SallyportError)
+    expect(error).toMatchObject({ code: 'SP_BACKEND_CLIENT', status: 403, vendorCode: 'quota_exceeded' })
+    expect((error as SallyportError).message).toMatch(/quota .*used up.*plan_quota_exhausted/)
   })
 
   it('a 403 without the quota body says the key may lack access', async () => {
@@ -365,7 +365,7 @@ describe('failures', () => {
     const { logger, lines } = recordingLogger()
     const { decision } = await decideAt(gateFor({}, { logger }))
     expect(decision).toMatchObject({ source: 'fallback', reason: 'client' })
-    expect(lines.find((line) => line.includes('GH_WARN_BACKEND_REFUSED'))).toMatch(/no access to \/trace/)
+    expect(lines.find((line) => line.includes('SP_WARN_BACKEND_REFUSED'))).toMatch(/no access to \/trace/)
   })
 
   it('a malformed-request refusal names the fields at fault, never their values', async () => {
@@ -375,7 +375,7 @@ describe('failures', () => {
     const { logger, lines } = recordingLogger()
     const { decision } = await decideAt(gateFor({}, { logger }))
     expect(decision).toMatchObject({ source: 'fallback', reason: 'client' })
-    const warning = lines.find((line) => line.includes('GH_WARN_BACKEND_REFUSED'))
+    const warning = lines.find((line) => line.includes('SP_WARN_BACKEND_REFUSED'))
     expect(warning).toContain('HTTP 422 at body.email')
     expect(lines.join('\n')).not.toContain('ada@example.com')
   })
@@ -395,9 +395,9 @@ describe('failures', () => {
         deadline: performance.now() + 1000,
         retries: 1,
       })
-      .catch((failure: unknown) => failure as GatehouseError)
-    expect(error).toMatchObject({ code: 'GH_BACKEND_CLIENT', status: 429, retryAfter: 2, vendorCode: 'rate_limited' })
-    expect((error as GatehouseError).message).toContain('rate limit')
+      .catch((failure: unknown) => failure as SallyportError)
+    expect(error).toMatchObject({ code: 'SP_BACKEND_CLIENT', status: 429, retryAfter: 2, vendorCode: 'rate_limited' })
+    expect((error as SallyportError).message).toContain('rate limit')
   })
 
   it("the fake's rate-limit refusal is a client failure", async () => {
@@ -528,7 +528,7 @@ describe('awaitCompleteSignals', () => {
       retries: 1,
     })
     setTimeout(() => controller.abort(), 100)
-    await expect(pending).rejects.toBeInstanceOf(GatehouseError)
+    await expect(pending).rejects.toBeInstanceOf(SallyportError)
     expect(performance.now() - started).toBeLessThan(100 + 100)
     expect(fake.requests).toHaveLength(1)
   })

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { type BackendVerdict, type DecisionBackend, type DecisionInput, GatehouseError, parseJson, Transport } from '@gatehouse/core'
+import { type BackendVerdict, type DecisionBackend, type DecisionInput, parseJson, SallyportError, Transport } from '@sallyport/core'
 import type { Dispatcher } from 'undici'
 import { z } from 'zod'
 import { replyError, verdictFrom } from './reply.js'
@@ -40,7 +40,7 @@ export interface TracerOptions {
   timeoutMs?: number
   /** Largest reply accepted, in bytes. Defaults to 256 KiB. */
   maxResponseSize?: number
-  /** An undici dispatcher to use instead of Gatehouse's own keep-alive pool. */
+  /** An undici dispatcher to use instead of Sallyport's own keep-alive pool. */
   dispatcher?: Dispatcher
 }
 
@@ -83,8 +83,8 @@ const schemas: Record<keyof TracerOptions, [z.ZodType, string]> = {
 }
 const required: ReadonlySet<keyof TracerOptions> = new Set(['apiKey', 'baseUrl'])
 
-function invalid(option: string, accepted: string): GatehouseError {
-  return new GatehouseError('GH_INVALID_OPTION', `Invalid option \`${option}\` for tracer(): expected ${accepted}.`, { option })
+function invalid(option: string, accepted: string): SallyportError {
+  return new SallyportError('SP_INVALID_OPTION', `Invalid option \`${option}\` for tracer(): expected ${accepted}.`, { option })
 }
 
 /** Fails fast, naming the option; the key's value never appears in the error. */
@@ -112,9 +112,9 @@ function mapTransaction(mapper: TransactionMapper, transaction: Record<string, u
   try {
     return mapper(transaction, input)
   } catch (error) {
-    if (error instanceof GatehouseError) throw error
-    throw new GatehouseError(
-      'GH_INVALID_CHECKPOINT',
+    if (error instanceof SallyportError) throw error
+    throw new SallyportError(
+      'SP_INVALID_CHECKPOINT',
       'Invalid checkpoint field `transaction`: expected data the `transaction` option can map (it threw).',
       { option: 'transaction', cause: error },
     )

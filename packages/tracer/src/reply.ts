@@ -1,4 +1,4 @@
-import { type BackendVerdict, GatehouseError, type HttpReply, statusError, type Verdict } from '@gatehouse/core'
+import { type BackendVerdict, type HttpReply, SallyportError, statusError, type Verdict } from '@sallyport/core'
 import { z } from 'zod'
 
 const VERDICTS: Record<'ALLOW' | 'DENY' | 'REVIEW', Verdict> = { ALLOW: 'allow', DENY: 'deny', REVIEW: 'review' }
@@ -92,7 +92,7 @@ function causeOf(status: number): string {
   if (status === 401) return 'Tracer rejected the API key (check the `apiKey` option)'
   if (status === 403) return 'Tracer refused the API key access to validations (check its permissions)'
   if (status === 413) return "Tracer refused the validation request as larger than its 100 KB limit (trim the transaction's metadata)"
-  if (status === 429) return 'Tracer is rate-limiting Gatehouse'
+  if (status === 429) return 'Tracer is rate-limiting Sallyport'
   if (status >= 500) return `Tracer failed with HTTP ${status}`
   if (status >= 400) return `Tracer refused the validation request with HTTP ${status}`
   return `Tracer answered with unexpected HTTP ${status}`
@@ -102,12 +102,12 @@ function causeOf(status: number): string {
  * A non-2xx reply as the failure class its status stands for, carrying Tracer's error code
  * (from its own error body or problem JSON) and a bounded, secret-free copy of its message.
  */
-export function replyError(reply: HttpReply, secret: string): GatehouseError {
+export function replyError(reply: HttpReply, secret: string): SallyportError {
   const base = statusError(reply, 'Tracer')
   const { code, text } = vendorError(reply.body, secret)
   const vendor = [code, text].filter((part) => part !== undefined).join(' ')
   const message = `${causeOf(reply.status)}${reply.status === 401 || reply.status === 403 || reply.status === 413 ? ` (HTTP ${reply.status})` : ''}${vendor === '' ? '.' : `: ${vendor}.`}`
-  return GatehouseError.backend(base.failure ?? 'invalid', message, {
+  return SallyportError.backend(base.failure ?? 'invalid', message, {
     status: reply.status,
     ...(code === undefined ? {} : { vendorCode: code }),
     ...(base.retryAfter === undefined ? {} : { retryAfter: base.retryAfter }),
@@ -123,7 +123,7 @@ export function verdictFrom(json: unknown, reply: HttpReply, requestId: string, 
   if (!parsed.success) {
     const { code, text } = vendorError(reply.body, secret)
     const vendor = [code, text].filter((part) => part !== undefined).join(' ')
-    throw GatehouseError.backend(
+    throw SallyportError.backend(
       'invalid',
       `Tracer answered HTTP ${reply.status} without a valid decision${vendor === '' ? '.' : `: ${vendor}.`}`,
       {
@@ -136,7 +136,7 @@ export function verdictFrom(json: unknown, reply: HttpReply, requestId: string, 
   const data = parsed.data
   // A reply for another request id is someone else's decision (a proxy mix-up): never enforce it.
   if (data.requestId !== undefined && data.requestId.toLowerCase() !== requestId) {
-    throw GatehouseError.backend('invalid', 'Tracer answered for a different requestId.', { status: reply.status })
+    throw SallyportError.backend('invalid', 'Tracer answered for a different requestId.', { status: reply.status })
   }
   const verdict = VERDICTS[data.decision]
   const signals: Record<string, unknown> = {

@@ -1,4 +1,4 @@
-import { invalidCheckpoint } from '@gatehouse/core'
+import { invalidCheckpoint } from '@sallyport/core'
 
 /** How amounts travel to Tracer: `"100.10"` (the API's own format) or integer minor units (`10010`). */
 export type AmountFormat = 'decimal-string' | 'minor-units'

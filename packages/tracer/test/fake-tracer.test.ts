@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { type FakeTracer, fakeTracer } from '@gatehouse/testing'
+import { type FakeTracer, fakeTracer } from '@sallyport/testing'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 /** The fake must refuse what Tracer refuses, or our tests would pass on requests Tracer rejects. */

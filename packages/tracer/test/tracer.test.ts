@@ -1,6 +1,6 @@
-import { type DecisionBackend, type DecisionInput, GatehouseError } from '@gatehouse/core'
-import { type FakeTracer, fakeTracer, type TracerReply, tracerError, tracerProblem } from '@gatehouse/testing'
-import { type TracerOptions, type TracerTransaction, tracer } from '@gatehouse/tracer'
+import { type DecisionBackend, type DecisionInput, SallyportError } from '@sallyport/core'
+import { type FakeTracer, fakeTracer, type TracerReply, tracerError, tracerProblem } from '@sallyport/testing'
+import { type TracerOptions, type TracerTransaction, tracer } from '@sallyport/tracer'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 /** A busy machine delays callbacks; the slow reply takes 1000 ms, so the bound still shows the cut. */
@@ -71,13 +71,13 @@ async function failure(
   backend: DecisionBackend,
   tx: Record<string, unknown> | undefined = transaction(),
   budgetMs?: number,
-): Promise<GatehouseError> {
+): Promise<SallyportError> {
   const error = await decide(backend, tx, budgetMs).then(
     () => undefined,
     (thrown: unknown) => thrown,
   )
-  expect(error).toBeInstanceOf(GatehouseError)
-  return error as GatehouseError
+  expect(error).toBeInstanceOf(SallyportError)
+  return error as SallyportError
 }
 
 describe('options', () => {
@@ -97,13 +97,13 @@ describe('options', () => {
     ['apikey', { apikey: 'k' }],
   ])('refuses a bad %s at construction, naming it', (option, overrides) => {
     const build = () => tracer({ apiKey: 'trc_key', baseUrl: 'https://tracer.internal', ...overrides } as unknown as TracerOptions)
-    expect(build).toThrow(GatehouseError)
-    expect(build).toThrow(expect.objectContaining({ code: 'GH_INVALID_OPTION', option }))
+    expect(build).toThrow(SallyportError)
+    expect(build).toThrow(expect.objectContaining({ code: 'SP_INVALID_OPTION', option }))
   })
 
   it('never puts the key in the error, even a malformed one', () => {
     const build = () => tracer({ apiKey: 'trc live secret', baseUrl: 'https://tracer.internal' })
-    expect(build).toThrow(expect.objectContaining({ code: 'GH_INVALID_OPTION', option: 'apiKey' }))
+    expect(build).toThrow(expect.objectContaining({ code: 'SP_INVALID_OPTION', option: 'apiKey' }))
     expect(build).not.toThrow(/secret/)
   })
 
@@ -285,14 +285,14 @@ describe('an invalid transaction is the app’s 400, and no call is made', () =>
 
   it.each(cases)('%s', async (field, overrides) => {
     const error = await failure(backendFor(), transaction(overrides))
-    expect(error).toMatchObject({ code: 'GH_INVALID_CHECKPOINT', option: field, statusCode: 400, expose: true })
+    expect(error).toMatchObject({ code: 'SP_INVALID_CHECKPOINT', option: field, statusCode: 400, expose: true })
     expect(error.message).toContain(`\`${field}\``)
     expect(fake.requests).toHaveLength(0)
   })
 
   it.each(minorCases)('in minor-units mode: %s %o', async (field, overrides) => {
     const error = await failure(backendFor({ amountFormat: 'minor-units' }), transaction(overrides))
-    expect(error).toMatchObject({ code: 'GH_INVALID_CHECKPOINT', option: field })
+    expect(error).toMatchObject({ code: 'SP_INVALID_CHECKPOINT', option: field })
     expect(fake.requests).toHaveLength(0)
   })
 })
@@ -325,13 +325,13 @@ describe('the transaction option maps an app’s own shape', () => {
 
   it('checks what the mapper returns like any transaction', async () => {
     const error = await failure(backendFor({ transaction: mapOrder }), { ...order, currency: 'gbp' })
-    expect(error).toMatchObject({ code: 'GH_INVALID_CHECKPOINT', option: 'transaction.currency' })
+    expect(error).toMatchObject({ code: 'SP_INVALID_CHECKPOINT', option: 'transaction.currency' })
     expect(fake.requests).toHaveLength(0)
   })
 
   it('a mapper that throws makes the app’s 400 for `transaction`, and no call', async () => {
     const error = await failure(backendFor({ transaction: mapOrder }), { total: '1.00' })
-    expect(error).toMatchObject({ code: 'GH_INVALID_CHECKPOINT', option: 'transaction', statusCode: 400 })
+    expect(error).toMatchObject({ code: 'SP_INVALID_CHECKPOINT', option: 'transaction', statusCode: 400 })
     expect(fake.requests).toHaveLength(0)
   })
 
@@ -425,25 +425,25 @@ describe('decisions', () => {
   ] satisfies Array<[string, TracerReply]>)('%s is an invalid failure, never a verdict', async (_label, reply) => {
     fake.reply(reply)
     const error = await failure(backendFor())
-    expect(error.code).toBe('GH_BACKEND_INVALID')
+    expect(error.code).toBe('SP_BACKEND_INVALID')
   })
 
   it('an error body with a success status is a failure carrying the vendor code', async () => {
     fake.reply({ fault: { status: 200, body: JSON.stringify({ code: 'TRC-0042', title: 'Rules unavailable', message: 'try later' }) } })
     const error = await failure(backendFor())
-    expect(error).toMatchObject({ code: 'GH_BACKEND_INVALID', vendorCode: 'TRC-0042', status: 200 })
+    expect(error).toMatchObject({ code: 'SP_BACKEND_INVALID', vendorCode: 'TRC-0042', status: 200 })
   })
 
   it('a 2xx other than 200 or 201 is not a decision', async () => {
     fake.reply({ fault: { status: 202, body: JSON.stringify({ validationId: RULE_ID, decision: 'ALLOW' }) } })
-    expect((await failure(backendFor())).code).toBe('GH_BACKEND_INVALID')
+    expect((await failure(backendFor())).code).toBe('SP_BACKEND_INVALID')
   })
 })
 
 describe('errors', () => {
   it('a wrong key is a client failure that names the cause and never the key', async () => {
     const error = await failure(backendFor({ apiKey: 'trc_wrong_key' }))
-    expect(error).toMatchObject({ code: 'GH_BACKEND_CLIENT', status: 401, vendorCode: 'TRC-0001' })
+    expect(error).toMatchObject({ code: 'SP_BACKEND_CLIENT', status: 401, vendorCode: 'TRC-0001' })
     expect(error.message).toContain('API key')
     expect(error.message).toContain('Missing or invalid API key')
     expect(error.message).not.toContain('trc_wrong_key')
@@ -452,7 +452,7 @@ describe('errors', () => {
   it('a vendor message that echoes the key is redacted', async () => {
     fake.reply({ fault: tracerError(403, 'TRC-0010', 'Forbidden', `key ${fake.apiKey} may not validate`) })
     const error = await failure(backendFor())
-    expect(error).toMatchObject({ code: 'GH_BACKEND_CLIENT', status: 403, vendorCode: 'TRC-0010' })
+    expect(error).toMatchObject({ code: 'SP_BACKEND_CLIENT', status: 403, vendorCode: 'TRC-0010' })
     expect(error.message).not.toContain(fake.apiKey)
     expect(error.message).toContain('[redacted]')
   })
@@ -460,7 +460,7 @@ describe('errors', () => {
   it('problem JSON is parsed into the vendor code and message', async () => {
     fake.reply({ fault: tracerProblem(422, { title: 'Unprocessable Entity', detail: 'account is suspended', code: 'TRC-0107' }) })
     const error = await failure(backendFor())
-    expect(error).toMatchObject({ code: 'GH_BACKEND_CLIENT', status: 422, vendorCode: 'TRC-0107' })
+    expect(error).toMatchObject({ code: 'SP_BACKEND_CLIENT', status: 422, vendorCode: 'TRC-0107' })
     expect(error.message).toContain('Unprocessable Entity: account is suspended')
   })
 
@@ -478,14 +478,14 @@ describe('errors', () => {
 
   it('a body over 100 KB is refused with 413, a client failure', async () => {
     const error = await failure(backendFor(), transaction({ metadata: { note: 'n'.repeat(110 * 1024) } }))
-    expect(error).toMatchObject({ code: 'GH_BACKEND_CLIENT', status: 413, vendorCode: 'TRC-0003' })
+    expect(error).toMatchObject({ code: 'SP_BACKEND_CLIENT', status: 413, vendorCode: 'TRC-0003' })
     expect(error.message).toContain('100 KB')
   })
 
   it('a 5xx is retried once with the same requestId and body, then a server failure', async () => {
     fake.reply({ fault: tracerError(503, 'TRC-0500', 'Service Unavailable', 'rules are reloading') })
     const error = await failure(backendFor())
-    expect(error).toMatchObject({ code: 'GH_BACKEND_SERVER', status: 503, vendorCode: 'TRC-0500' })
+    expect(error).toMatchObject({ code: 'SP_BACKEND_SERVER', status: 503, vendorCode: 'TRC-0500' })
     expect(fake.requests).toHaveLength(2)
     expect(fake.requests[0]?.rawBody).toBe(fake.requests[1]?.rawBody)
   })
@@ -521,6 +521,6 @@ describe('errors', () => {
       .catch((thrown: unknown) => thrown)
     clearTimeout(timer)
     expect(performance.now() - abortedAt).toBeLessThanOrEqual(SLACK_MS)
-    expect(error).toMatchObject({ code: 'GH_BACKEND_TIMEOUT' })
+    expect(error).toMatchObject({ code: 'SP_BACKEND_TIMEOUT' })
   })
 })

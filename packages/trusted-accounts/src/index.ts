@@ -1,4 +1,4 @@
-import { type BackendVerdict, type DecisionBackend, GatehouseError, noClientIp, parseJson, statusError, Transport } from '@gatehouse/core'
+import { type BackendVerdict, type DecisionBackend, noClientIp, parseJson, SallyportError, statusError, Transport } from '@sallyport/core'
 import type { Dispatcher } from 'undici'
 import { z } from 'zod'
 
@@ -17,7 +17,7 @@ export interface TrustedAccountsOptions {
   timeoutMs?: number
   /** Largest reply accepted, in bytes. Defaults to 256 KiB. */
   maxResponseSize?: number
-  /** An undici dispatcher to use instead of Gatehouse's own keep-alive pool. */
+  /** An undici dispatcher to use instead of Sallyport's own keep-alive pool. */
   dispatcher?: Dispatcher
 }
 
@@ -74,8 +74,8 @@ export function trustedAccounts(options: TrustedAccountsOptions): DecisionBacken
   if (!parsed.success) {
     const issue = parsed.error.issues[0]
     const field = String((issue?.code === 'unrecognized_keys' ? issue.keys[0] : issue?.path[0]) ?? 'options')
-    throw new GatehouseError(
-      'GH_INVALID_OPTION',
+    throw new SallyportError(
+      'SP_INVALID_OPTION',
       `Invalid option \`${field}\` for trustedAccounts(): ${parsed.error.issues[0]?.message ?? 'invalid'}.`,
       {
         option: field,
@@ -123,7 +123,7 @@ export function trustedAccounts(options: TrustedAccountsOptions): DecisionBacken
       if (response.status < 200 || response.status > 299) throw statusError(response, 'Trusted Accounts')
       const result = reply.safeParse(parseJson(response))
       if (!result.success) {
-        throw GatehouseError.backend('invalid', 'Trusted Accounts replied without a valid decision.', {
+        throw SallyportError.backend('invalid', 'Trusted Accounts replied without a valid decision.', {
           status: response.status,
           cause: result.error,
         })

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
-import { createGate, type Gate, GatehouseError, type GateOptions, type Logger, type RequestView } from '@gatehouse/core'
-import { type FakeTrustedAccounts, fakeTrustedAccounts } from '@gatehouse/testing'
-import { type TrustedAccountsOptions, trustedAccounts } from '@gatehouse/trusted-accounts'
+import { createGate, type Gate, type GateOptions, type Logger, type RequestView, SallyportError } from '@sallyport/core'
+import { type FakeTrustedAccounts, fakeTrustedAccounts } from '@sallyport/testing'
+import { type TrustedAccountsOptions, trustedAccounts } from '@sallyport/trusted-accounts'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 const PUBLISHABLE_KEY = 'pk_test_123'
@@ -266,17 +266,17 @@ describe('option validation', () => {
     ['a timeoutMs of 0', 'timeoutMs', { ...good, timeoutMs: 0 }],
     ['a timeoutMs as a string', 'timeoutMs', { ...good, timeoutMs: '400' }],
     ['a maxResponseSize of 0', 'maxResponseSize', { ...good, maxResponseSize: 0 }],
-  ])('throws GH_INVALID_OPTION naming the option for %s', (_label, option, options) => {
+  ])('throws SP_INVALID_OPTION naming the option for %s', (_label, option, options) => {
     let caught: unknown
     try {
       trustedAccounts(options as unknown as TrustedAccountsOptions)
     } catch (error) {
       caught = error
     }
-    expect(caught).toBeInstanceOf(GatehouseError)
-    expect((caught as GatehouseError).code).toBe('GH_INVALID_OPTION')
-    expect((caught as GatehouseError).option).toBe(option)
-    expect((caught as GatehouseError).message).toContain(option)
+    expect(caught).toBeInstanceOf(SallyportError)
+    expect((caught as SallyportError).code).toBe('SP_INVALID_OPTION')
+    expect((caught as SallyportError).option).toBe(option)
+    expect((caught as SallyportError).message).toContain(option)
   })
 
   it('refuses an unknown key, naming it', () => {
@@ -286,12 +286,12 @@ describe('option validation', () => {
     } catch (error) {
       caught = error
     }
-    expect(caught).toBeInstanceOf(GatehouseError)
-    expect((caught as GatehouseError).code).toBe('GH_INVALID_OPTION')
-    expect((caught as GatehouseError).message).toContain('secret')
+    expect(caught).toBeInstanceOf(SallyportError)
+    expect((caught as SallyportError).code).toBe('SP_INVALID_OPTION')
+    expect((caught as SallyportError).message).toContain('secret')
   })
 
   it('refuses no options at all', () => {
-    expect(() => trustedAccounts(undefined as unknown as TrustedAccountsOptions)).toThrow(GatehouseError)
+    expect(() => trustedAccounts(undefined as unknown as TrustedAccountsOptions)).toThrow(SallyportError)
   })
 })

@@ -2,7 +2,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto'
 import ipaddr from 'ipaddr.js'
 
 /** The cookie a solved challenge earns. Its value names no one: an expiry and a MAC. */
-export const CLEARANCE_COOKIE = 'gatehouse_clearance'
+export const CLEARANCE_COOKIE = 'sallyport_clearance'
 
 /**
  * What a clearance is bound to: the client's network (IPv4 /24, IPv6 /48, so a phone

@@ -13,7 +13,7 @@ import { challengePage, failurePage } from './page.js'
 export { CLEARANCE_COOKIE, clearanceBinding, issueClearance, verifyClearance } from './clearance.js'
 
 export interface ChallengeServiceOptions {
-  /** HMAC secret for challenges and clearances. Defaults to `GATEHOUSE_SECRET`, else a random one (with a warning). */
+  /** HMAC secret for challenges and clearances. Defaults to `SALLYPORT_SECRET`, else a random one (with a warning). */
   secret?: string
   /** Where used challenges are remembered, so one solution clears one visitor once. */
   store: Store
@@ -21,7 +21,7 @@ export interface ChallengeServiceOptions {
   difficulty?: number
   /** How long a clearance lasts, in ms. Defaults to 30 minutes. */
   clearanceTtlMs?: number
-  /** URL prefix of the challenge routes. Defaults to `/.gatehouse/`. */
+  /** URL prefix of the challenge routes. Defaults to `/.sallyport/`. */
   prefix?: string
   /** Clock, for tests. Defaults to `Date.now`. */
   now?: () => number
@@ -65,9 +65,9 @@ function resolveSecret(secret: string | undefined): { secret: string; ephemeral:
     if (secret.length < 32) throw invalidOption('secret', 'a string of at least 32 characters (e.g. 32 random bytes, hex-encoded)')
     return { secret, ephemeral: false }
   }
-  const fromEnv = process.env.GATEHOUSE_SECRET
+  const fromEnv = process.env.SALLYPORT_SECRET
   if (fromEnv !== undefined && fromEnv.length > 0) {
-    if (fromEnv.length < 32) throw invalidOption('GATEHOUSE_SECRET', 'at least 32 characters')
+    if (fromEnv.length < 32) throw invalidOption('SALLYPORT_SECRET', 'at least 32 characters')
     return { secret: fromEnv, ephemeral: false }
   }
   return { secret: randomBytes(32).toString('hex'), ephemeral: true }
@@ -85,8 +85,8 @@ function bindingTag(secret: string, binding: string): string {
  */
 export function createChallengeService(options: ChallengeServiceOptions): ChallengeService {
   const { secret, ephemeral } = resolveSecret(options.secret)
-  const prefix = options.prefix ?? '/.gatehouse/'
-  if (!/^\/[A-Za-z0-9._~-]+\/$/.test(prefix)) throw invalidOption('prefix', 'a path such as "/.gatehouse/"')
+  const prefix = options.prefix ?? '/.sallyport/'
+  if (!/^\/[A-Za-z0-9._~-]+\/$/.test(prefix)) throw invalidOption('prefix', 'a path such as "/.sallyport/"')
   const difficulty = options.difficulty ?? 50_000
   if (!Number.isInteger(difficulty) || difficulty < 1 || difficulty > 10_000_000) {
     throw invalidOption('difficulty', 'an integer from 1 to 10000000')
@@ -101,9 +101,9 @@ export function createChallengeService(options: ChallengeServiceOptions): Challe
   const warnings: Array<{ code: WarningCode; message: string }> = []
   if (ephemeral) {
     warnings.push({
-      code: 'GH_WARN_EPHEMERAL_SECRET',
+      code: 'SP_WARN_EPHEMERAL_SECRET',
       message:
-        'No `secret` or GATEHOUSE_SECRET is set, so challenge clearances use a random key: they will not survive a restart or work across instances.',
+        'No `secret` or SALLYPORT_SECRET is set, so challenge clearances use a random key: they will not survive a restart or work across instances.',
     })
   }
 

@@ -30,7 +30,7 @@ export function compileBuiltRule(
 
 /**
  * Validates and compiles user rules (TypeScript objects or parsed JSON alike), then orders
- * them: higher `priority` first, ties in declaration order. Throws `GH_INVALID_OPTION`
+ * them: higher `priority` first, ties in declaration order. Throws `SP_INVALID_OPTION`
  * naming the first bad rule's path, e.g. `rules[3].when.ip`.
  */
 export function compileRules(

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import type { GatehouseError } from '../errors.js'
+import type { SallyportError } from '../errors.js'
 import { invalidOption } from '../errors.js'
 
 /**
@@ -167,8 +167,8 @@ function partAt(segments: readonly PropertyKey[]): string {
   return part
 }
 
-/** The first problem zod found in a rule, as a `GH_INVALID_OPTION` error naming where it is. */
-export function ruleError(base: string, error: z.ZodError): GatehouseError {
+/** The first problem zod found in a rule, as a `SP_INVALID_OPTION` error naming where it is. */
+export function ruleError(base: string, error: z.ZodError): SallyportError {
   const issue = error.issues[0]
   if (issue === undefined) return invalidOption(base, accepted('rule'), error)
   const segments = issue.path

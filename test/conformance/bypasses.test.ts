@@ -197,11 +197,13 @@ describe(`one client's burst does not open the breaker for everyone (${framework
       ),
     )
     expect(burst.every((response) => response.status === 200)).toBe(true)
-    const saturated = site.decisions.filter((decision) => decision.reason === 'pool_saturated')
+    // Calls that waited for a connection fall back (pool_saturated, or timeout when the wait ate
+    // the budget) without counting against the backend: the breaker never opens.
     const answered = site.decisions.filter((decision) => decision.source === 'backend')
+    const fallbacks = site.decisions.filter((decision) => decision.source === 'fallback')
     expect(answered.length).toBeGreaterThan(0)
-    expect(saturated.length + answered.length).toBe(250)
-    expect(site.decisions.some((decision) => decision.reason === 'circuit_open')).toBe(false)
+    expect(answered.length + fallbacks.length).toBe(250)
+    expect(fallbacks.map((decision) => decision.reason).filter((reason) => reason !== 'pool_saturated' && reason !== 'timeout')).toEqual([])
     // The next visitor is judged by the backend, not by the fallback.
     await request(site.url).get('/').set('Accept', 'application/json').expect(200)
     expect(site.decisions.at(-1)).toMatchObject({ source: 'backend', backend: 'risk' })

@@ -238,7 +238,7 @@ function checkParts(expected) {
 
 /** What the challenge page's script does in a browser: SHA-256(salt ‖ nonce ‖ counter) until the key has the prefix. */
 function solve(html) {
-  const json = /<script type="application\/json" id="gh-challenge">([^<]*)<\/script>/.exec(html)?.[1]
+  const json = /<script type="application\/json" id="sp-challenge">([^<]*)<\/script>/.exec(html)?.[1]
   if (json === undefined) throw new Error('the challenge page carries no challenge')
   const { challenge, max } = JSON.parse(json)
   const { salt, nonce, keyPrefix } = challenge.parameters

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { CLEARANCE_COOKIE, createChallengeService, type DecisionBackend, MemoryStore } from '@sallyport/core'
+import { CLEARANCE_COOKIE, createChallengeService, type DecisionBackend, MemoryStore, type Store } from '@sallyport/core'
 import request from 'supertest'
 import { afterEach, describe, expect, it } from 'vitest'
 import { framework, type Site, startSite } from './harness.js'
@@ -14,8 +14,8 @@ const HTML = 'text/html,application/xhtml+xml;q=0.9,*/*;q=0.8'
 const BROWSER = 'Mozilla/5.0 (X11; Linux x86_64) Sallyport-Test'
 
 /** A backend that challenges every navigation until the visitor holds a clearance. */
-function challenging(clock: { now: number }): DecisionBackend {
-  const service = createChallengeService({ store: new MemoryStore(), secret: 's'.repeat(32), difficulty: 3000, now: () => clock.now })
+function challenging(clock: { now: number }, store: Store = new MemoryStore()): DecisionBackend {
+  const service = createChallengeService({ store, secret: 's'.repeat(32), difficulty: 3000, now: () => clock.now })
   return {
     name: 'local',
     cookies: [CLEARANCE_COOKIE],
@@ -33,7 +33,7 @@ interface PageChallenge {
 
 /** Does what the page's script does: find the counter whose SHA-256 key has the signed prefix. */
 function solve(html: string): string {
-  const json = /<script type="application\/json" id="gh-challenge">([^<]*)<\/script>/.exec(html)?.[1]
+  const json = /<script type="application\/json" id="sp-challenge">([^<]*)<\/script>/.exec(html)?.[1]
   const data = JSON.parse(json ?? 'null') as PageChallenge
   const { salt, nonce, keyPrefix } = data.challenge.parameters
   const base = Buffer.concat([Buffer.from(salt, 'hex'), Buffer.from(nonce, 'hex'), Buffer.alloc(4)])
@@ -119,6 +119,35 @@ describe(`self-hosted challenge (${framework})`, () => {
       .send({ payload, redirect_url: '/' })
     expect(replay.status).toBe(403)
     expect(replay.headers['set-cookie']).toBeUndefined()
+  })
+
+  it('while the store is down, a verified solution still clears its own visitor and no one else', async () => {
+    const down: Store = {
+      increment: async () => {
+        throw new Error('store down')
+      },
+      get: async () => undefined,
+      delete: async () => {},
+    }
+    const clock = { now: Date.now() }
+    site = await startSite({ gate: { backend: challenging(clock, down) } })
+    const { verified, payload } = await passChallenge(site, '/')
+    expect(verified.status).toBe(303)
+    const cookie = clearanceFrom(verified.headers['set-cookie'])
+    await request(site.url).get('/').set('Accept', HTML).set('User-Agent', BROWSER).set('Cookie', cookie).expect(200)
+    // Replayed from another browser, the solution and the clearance it earned are worth nothing.
+    const elsewhere = await request(site.url)
+      .post('/.sallyport/verify')
+      .type('form')
+      .set('User-Agent', 'Mozilla/5.0 (another browser)')
+      .send({ payload, redirect_url: '/' })
+    expect(elsewhere.status).toBe(403)
+    await request(site.url)
+      .get('/')
+      .set('Accept', HTML)
+      .set('User-Agent', 'Mozilla/5.0 (another browser)')
+      .set('Cookie', cookie)
+      .expect(302)
   })
 
   it('refuses a solution made for another browser, and garbage', async () => {

@@ -92,7 +92,7 @@ describe(`the challenge behind other body parsers (${framework})`, () => {
     site = await startSite({ jsonParserFirst: true, gate: { backend: quietLocal({ difficulty: 2000 }) } })
     const agent = 'Mozilla/5.0 (X11; Linux x86_64) Sallyport-Test'
     const page = await request(site.url).get('/.sallyport/challenge').set('User-Agent', agent).expect(200)
-    const json = /<script type="application\/json" id="gh-challenge">([^<]*)<\/script>/.exec(page.text)?.[1]
+    const json = /<script type="application\/json" id="sp-challenge">([^<]*)<\/script>/.exec(page.text)?.[1]
     const data = JSON.parse(json ?? 'null') as {
       challenge: { parameters: { salt: string; nonce: string; keyPrefix: string } }
       max: number

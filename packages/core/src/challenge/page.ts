@@ -74,7 +74,7 @@ const SCRIPT = `
   var status = document.getElementById('status')
   var bar = document.getElementById('bar')
   function say(text, state) { status.textContent = text; if (state) status.setAttribute('data-state', state) }
-  var data = JSON.parse(document.getElementById('gh-challenge').textContent)
+  var data = JSON.parse(document.getElementById('sp-challenge').textContent)
   var p = data.challenge.parameters
   function words(hex) { var out = []; for (var i = 0; i < hex.length; i += 8) out.push(parseInt(hex.substr(i, 8), 16) >>> 0); return out }
   function hex(values) { var out = ''; for (var i = 0; i < values.length; i++) out += ('0000000' + values[i].toString(16)).slice(-8); return out }
@@ -96,7 +96,7 @@ const SCRIPT = `
       var solution = { counter: n, derivedKey: hex(h), time: Date.now() - started }
       bar.style.width = '100%'
       say('Thanks, you are through. Taking you back\u2026', 'done')
-      var form = document.getElementById('gh-form')
+      var form = document.getElementById('sp-form')
       form.elements.payload.value = JSON.stringify({ challenge: data.challenge, solution: solution })
       form.submit()
       return
@@ -131,8 +131,8 @@ export function challengePage(input: ChallengePageInput): string {
 <style nonce="${input.nonce}">${STYLE}</style>
 </head>
 <body>
-<main aria-labelledby="gh-title">
-<h1 id="gh-title">Just a moment</h1>
+<main aria-labelledby="sp-title">
+<h1 id="sp-title">Just a moment</h1>
 <p>This site checks that visitors are people, not automated tools. Your browser is doing a short calculation; you don't need to do anything.</p>
 ${failed}
 <div id="progress" hidden>
@@ -140,13 +140,13 @@ ${failed}
 <p id="status" role="status" aria-live="polite">Checking\u2026</p>
 </div>
 <noscript><p class="noscript">This check needs JavaScript, which is turned off or blocked in this browser. Turn it on for this site and reload the page to continue.</p></noscript>
-<form id="gh-form" method="post" action="${escapeHtml(input.verifyPath)}">
+<form id="sp-form" method="post" action="${escapeHtml(input.verifyPath)}">
 <input type="hidden" name="payload" value="">
 <input type="hidden" name="redirect_url" value="${escapeHtml(input.redirectUrl)}">
 </form>
 <p><small>No data leaves this site for the check.</small></p>
 </main>
-<script type="application/json" id="gh-challenge">${scriptJson({ challenge: input.challenge, max: input.max })}</script>
+<script type="application/json" id="sp-challenge">${scriptJson({ challenge: input.challenge, max: input.max })}</script>
 <script nonce="${input.nonce}">${SCRIPT}</script>
 </body>
 </html>`
@@ -156,7 +156,7 @@ export function failurePage(retryUrl: string, nonce: string): string {
   return `<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><meta name="robots" content="noindex"><title>Check failed</title><style nonce="${nonce}">${STYLE}</style></head>
-<body><main aria-labelledby="gh-title"><h1 id="gh-title">The check did not go through</h1>
+<body><main aria-labelledby="sp-title"><h1 id="sp-title">The check did not go through</h1>
 <p>It may have expired or been used already.</p>
 <p><a href="${escapeHtml(retryUrl)}">Try again</a></p></main></body></html>`
 }

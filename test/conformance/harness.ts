@@ -31,6 +31,17 @@ export interface SiteOptions {
   frameworkTrustsAll?: boolean
   /** Express: a JSON body parser runs before Sallyport (Express 4's leaves `req.body = {}` on other types). */
   jsonParserFirst?: boolean
+  /** `POST /login` runs its checkpoint before the body parser: the mistake `SP_WARN_CHECKPOINT_BEFORE_BODY_PARSER` reports. */
+  checkpointBeforeBodyParser?: boolean
+  /** A second `guard()`, with these options, right after the first (its logs and decisions are recorded with the first's). */
+  secondGate?: GateOptions<Native>
+}
+
+export interface LogLine {
+  level: string
+  code: string
+  message: string
+  object: Record<string, unknown>
 }
 
 export interface Site {
@@ -40,6 +51,8 @@ export interface Site {
   decisions: Decision[]
   /** What Sallyport logged, as `[level, code]`. */
   logs: Array<[string, string]>
+  /** The same log calls in full: what a logger would print (`message`) and the object beside it. */
+  lines: LogLine[]
   /** Times the site's own handler ran. */
   handled: () => number
   close(): Promise<void>
@@ -60,11 +73,21 @@ export function hookRespond(native: Native, status: number, body: Record<string,
   }
 }
 
-async function readJson(req: IncomingMessage): Promise<unknown> {
+/** The login form a browser fills in: it posts to the `POST /login` checkpoint. */
+export const LOGIN_FORM =
+  '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign in</title></head><body><form method="post" action="/login"><input name="email" type="email" aria-label="Email"><input name="password" type="password" aria-label="Password"><button type="submit">Sign in</button></form></body></html>'
+
+/** Koa's stand-in for a body parser: JSON, or a form a browser posts. */
+async function readBody(req: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = []
   for await (const chunk of req as AsyncIterable<Buffer>) chunks.push(chunk)
   const text = Buffer.concat(chunks).toString('utf8')
-  return text.length === 0 ? undefined : JSON.parse(text)
+  const type = req.headers['content-type'] ?? ''
+  if (text.length === 0) return undefined
+  if (type.startsWith('application/x-www-form-urlencoded')) return Object.fromEntries(new URLSearchParams(text))
+  // Like a body parser, it leaves the types it does not read (multipart, text) unparsed.
+  if (type !== '' && !type.includes('json')) return undefined
+  return JSON.parse(text)
 }
 
 function emailOf(native: Native): unknown {
@@ -72,9 +95,18 @@ function emailOf(native: Native): unknown {
   return body?.email
 }
 
-async function buildHandler(options: SiteOptions, decisions: Decision[], logs: Array<[string, string]>, count: { value: number }) {
+async function buildHandler(
+  options: SiteOptions,
+  decisions: Decision[],
+  logs: Array<[string, string]>,
+  count: { value: number },
+  lines: LogLine[],
+) {
   const userOnDecision = options.gate?.onDecision
-  const record = (level: string) => (object: Record<string, unknown>) => logs.push([level, String(object.code)])
+  const record = (level: string) => (object: Record<string, unknown>, message?: string) => {
+    logs.push([level, String(object.code)])
+    lines.push({ level, code: String(object.code), message: message ?? '', object })
+  }
   const gateOptions: GateOptions<Native> = {
     logger: { warn: record('warn'), error: record('error'), debug: record('debug') },
     ...options.gate,
@@ -84,6 +116,10 @@ async function buildHandler(options: SiteOptions, decisions: Decision[], logs: A
     },
   }
   const checkpoint: CheckpointSpec<Native> = { event: 'login', email: emailOf, ...options.checkpoint }
+  // Both are set just above; the second gate records with the first.
+  const { logger, onDecision } = gateOptions as Required<Pick<GateOptions<Native>, 'logger' | 'onDecision'>>
+  const secondGateOptions: GateOptions<Native> | undefined =
+    options.secondGate === undefined ? undefined : { logger, onDecision, ...options.secondGate }
 
   if (!isKoa) {
     const { default: express } = (await import(framework)) as { default: typeof import('express') }
@@ -99,7 +135,15 @@ async function buildHandler(options: SiteOptions, decisions: Decision[], logs: A
     }
     const gate = expressGuard(gateOptions as GateOptions<GuardRequest>)
     app.use(gate)
-    app.post('/login', express.json(), gate.checkpoint(checkpoint as CheckpointSpec<GuardRequest>), (req, res) => {
+    const second = secondGateOptions === undefined ? undefined : expressGuard(secondGateOptions as GateOptions<GuardRequest>)
+    if (second !== undefined) app.use(second)
+    app.get('/login', (_req, res) => {
+      count.value++
+      res.type('html').send(LOGIN_FORM)
+    })
+    const parsers = [express.json(), express.urlencoded({ extended: false })]
+    const login = gate.checkpoint(checkpoint as CheckpointSpec<GuardRequest>)
+    app.post('/login', ...(options.checkpointBeforeBodyParser ? [login, ...parsers] : [...parsers, login]), (req, res) => {
       count.value++
       res.json({ route: 'login', decision: req.sallyport })
     })
@@ -108,7 +152,7 @@ async function buildHandler(options: SiteOptions, decisions: Decision[], logs: A
       res.append('Set-Cookie', 'app_session=s1; Path=/; HttpOnly')
       res.json({ path: req.originalUrl, decision: req.sallyport })
     })
-    return { listener: app, close: () => gate.close() }
+    return { listener: app, close: () => Promise.all([gate.close(), second?.close()]).then(() => {}) }
   }
 
   const { default: Koa } = (await import(framework)) as { default: typeof import('koa') }
@@ -127,13 +171,25 @@ async function buildHandler(options: SiteOptions, decisions: Decision[], logs: A
   const gate = koaGuard(gateOptions as GateOptions<GuardContext>)
   const loginCheckpoint = gate.checkpoint(checkpoint as CheckpointSpec<GuardContext>)
   app.use(gate as unknown as Parameters<typeof app.use>[0])
+  const second = secondGateOptions === undefined ? undefined : koaGuard(secondGateOptions as GateOptions<GuardContext>)
+  if (second !== undefined) app.use(second as unknown as Parameters<typeof app.use>[0])
   app.use(async (ctx, next) => {
     if (ctx.method === 'POST' && ctx.path === '/login') {
-      ;(ctx.request as { body?: unknown }).body = await readJson(ctx.req)
+      const parseBody = async () => {
+        ;(ctx.request as { body?: unknown }).body = await readBody(ctx.req)
+      }
+      if (!options.checkpointBeforeBodyParser) await parseBody()
       await loginCheckpoint(ctx as unknown as GuardContext, async () => {
+        if (options.checkpointBeforeBodyParser) await parseBody()
         count.value++
         ctx.body = { route: 'login', decision: ctx.state.sallyport }
       })
+      return
+    }
+    if (ctx.method === 'GET' && ctx.path === '/login') {
+      count.value++
+      ctx.type = 'html'
+      ctx.body = LOGIN_FORM
       return
     }
     await next()
@@ -143,15 +199,16 @@ async function buildHandler(options: SiteOptions, decisions: Decision[], logs: A
     ctx.append('Set-Cookie', 'app_session=s1; Path=/; HttpOnly')
     ctx.body = { path: ctx.originalUrl, decision: ctx.state.sallyport }
   })
-  return { listener: app.callback(), close: () => gate.close() }
+  return { listener: app.callback(), close: () => Promise.all([gate.close(), second?.close()]).then(() => {}) }
 }
 
 /** Starts the site on loopback, port 0. */
 export async function startSite(options: SiteOptions = {}): Promise<Site> {
   const decisions: Decision[] = []
   const logs: Array<[string, string]> = []
+  const lines: LogLine[] = []
   const count = { value: 0 }
-  const { listener, close } = await buildHandler(options, decisions, logs, count)
+  const { listener, close } = await buildHandler(options, decisions, logs, count, lines)
   const server: Server = createServer(listener as Parameters<typeof createServer>[0])
   await new Promise<void>((resolve) => server.listen(0, options.host ?? '127.0.0.1', resolve))
   const { port } = server.address() as AddressInfo
@@ -160,6 +217,7 @@ export async function startSite(options: SiteOptions = {}): Promise<Site> {
     port,
     decisions,
     logs,
+    lines,
     handled: () => count.value,
     async close() {
       server.closeAllConnections()

@@ -134,6 +134,51 @@ describe('built packages at work', () => {
     expect(result).toEqual(expected)
   })
 
+  it('instanceof SallyportError holds across the CommonJS and ESM builds, both ways', () => {
+    // An app that imports the ESM build while a dependency requires the CommonJS one has two
+    // copies of the class in one process: an error from either must match the other's class.
+    const result = esm(`
+      import { createRequire } from 'node:module'
+      import * as esmCore from '@sallyport/core'
+      const require = createRequire(process.cwd() + '/')
+      const cjsCore = require('@sallyport/core')
+      const { trustedAccounts } = require('@sallyport/trusted-accounts')
+      let thrownByCjs
+      try { trustedAccounts({}) } catch (error) { thrownByCjs = error }
+      const fromCjs = new cjsCore.SallyportError('SP_BACKEND_NETWORK', 'from cjs')
+      const fromEsm = new esmCore.SallyportError('SP_BACKEND_NETWORK', 'from esm')
+      class Own extends esmCore.SallyportError {}
+      process.stdout.write(JSON.stringify({
+        twoClasses: cjsCore.SallyportError !== esmCore.SallyportError,
+        cjsErrorIsEsm: fromCjs instanceof esmCore.SallyportError,
+        esmErrorIsCjs: fromEsm instanceof cjsCore.SallyportError,
+        cjsVendorErrorIsEsm: thrownByCjs instanceof esmCore.SallyportError,
+        cjsFailure: fromCjs.failure,
+        plainError: new Error('x') instanceof esmCore.SallyportError,
+        lookalike: { code: 'SP_BACKEND_NETWORK', name: 'SallyportError' } instanceof esmCore.SallyportError,
+        nothing: [null, undefined, 'SallyportError'].some((value) => value instanceof esmCore.SallyportError),
+        subclassIsBase: new Own('SP_INVALID_OPTION', 'own') instanceof cjsCore.SallyportError,
+        baseIsNotSubclass: fromEsm instanceof Own || fromCjs instanceof Own,
+        subclassIsSubclass: new Own('SP_INVALID_OPTION', 'own') instanceof Own,
+        stillAnError: fromCjs instanceof Error,
+      }))
+    `)
+    expect(result).toEqual({
+      twoClasses: true,
+      cjsErrorIsEsm: true,
+      esmErrorIsCjs: true,
+      cjsVendorErrorIsEsm: true,
+      cjsFailure: 'network',
+      plainError: false,
+      lookalike: false,
+      nothing: false,
+      subclassIsBase: true,
+      baseIsNotSubclass: false,
+      subclassIsSubclass: true,
+      stillAnError: true,
+    })
+  })
+
   it('CommonJS: a gate with the Trusted Accounts backend decides against the fake', () => {
     const result = commonjs(`
       const { createGate } = require('@sallyport/core')

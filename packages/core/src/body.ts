@@ -23,6 +23,14 @@ export async function readRequestBody(req: IncomingMessage, limit: number): Prom
 }
 
 /**
+ * No one has read this request's body stream: no body parser ran before this point (or none
+ * took its content type). For the adapters' `bodyUnread`.
+ */
+export function bodyStreamUnread(req: IncomingMessage): boolean {
+  return !req.readableDidRead && !req.readableEnded
+}
+
+/**
  * Calls `listener` if the response closes before it finished, i.e. the client went away;
  * returns a function that stops listening. Shared by the adapters' request views.
  */

@@ -1,7 +1,9 @@
 import { z } from 'zod'
 import { invalidOption } from './errors.js'
+import type { Warnings } from './logger.js'
 import type { ChallengeHook, OnError } from './options.js'
-import type { Checkpoint, CheckpointStatus, FailureClass, Verdict } from './types.js'
+import { pathOnly } from './skip.js'
+import type { Checkpoint, CheckpointStatus, FailureClass, RequestView, Verdict } from './types.js'
 
 /**
  * A fixed value, or a function reading it from the request (its already-parsed body, a
@@ -33,6 +35,8 @@ export interface CheckpointSpec<Native = unknown> {
 export interface CompiledCheckpoint<Native> {
   readonly event: string
   extract(request: Native): Checkpoint
+  /** Some field is a function of the request, which may read its body. */
+  readonly readsRequest: boolean
   /** Failure classes this checkpoint maps differently from the gate. */
   readonly onError: Partial<Record<FailureClass, Verdict>> | undefined
   readonly challenge: ChallengeHook<Native> | undefined
@@ -117,10 +121,12 @@ export function compileCheckpoint<Native>(spec: CheckpointSpec<Native>): Compile
       ? undefined
       : { delayMs: awaitCompleteSignals === true ? 500 : (awaitCompleteSignals.delayMs ?? 500) }
 
+  const extractors = [spec.status, spec.email, spec.phone, spec.deviceToken, spec.transaction, spec.metadata]
   return {
     event: spec.event,
     onError,
     challenge: spec.challenge,
+    readsRequest: extractors.some((extractor) => typeof extractor === 'function'),
     extract(request) {
       const status = run(spec.status, request)
       const checkpoint: Checkpoint = {
@@ -144,4 +150,38 @@ export function compileCheckpoint<Native>(spec: CheckpointSpec<Native>): Compile
       return checkpoint
     },
   }
+}
+
+/**
+ * The request declares a body that no parser has read, and the framework holds nothing
+ * parsed from it (Express's `req.body`, Koa's `ctx.request.body`).
+ */
+function bodyUnparsed(view: RequestView<unknown>): boolean {
+  const { headers } = view
+  if (headers['transfer-encoding'] === undefined && !(Number(headers['content-length']) > 0)) return false
+  const { body } = view
+  // Something is there: a parser ran, or the app put it there.
+  if (body !== undefined && !(typeof body === 'object' && body !== null && Object.keys(body).length === 0)) return false
+  // An empty object may be a parser's answer to an empty JSON document, or all Express 4's
+  // parsers leave for a content type they do not read: only the stream tells them apart.
+  return view.bodyUnread?.() ?? body === undefined
+}
+
+const MAX_LOGGED_PATH = 256
+
+/**
+ * A checkpoint placed before the body parser gets an empty body: its extractors return
+ * nothing, and the backend judges the request without the email it was meant to see, with no
+ * error anywhere. Says so once per gate. Checked only at checkpoints with an extractor, and
+ * only until it has been said.
+ */
+export function warnIfBodyUnparsed<Native>(view: RequestView<Native>, checkpoint: CompiledCheckpoint<Native>, warnings: Warnings): void {
+  if (!checkpoint.readsRequest || !warnings.pending('SP_WARN_CHECKPOINT_BEFORE_BODY_PARSER') || !bodyUnparsed(view)) return
+  const path = pathOnly(view.url).slice(0, MAX_LOGGED_PATH)
+  const contentType = view.headers['content-type']?.split(';')[0]?.trim().toLowerCase() || null
+  warnings.once(
+    'SP_WARN_CHECKPOINT_BEFORE_BODY_PARSER',
+    `${view.method} ${path} reached the \`${checkpoint.event}\` checkpoint with a body${contentType === null ? '' : ` (${contentType})`} that no body parser had read, so extractors that read the body got nothing from it. Put the body parser before the checkpoint: in Express, \`app.post(path, express.json(), gate.checkpoint(…), …)\` (or \`express.urlencoded()\` for forms); in Koa, \`app.use(bodyParser())\` ahead of the route.`,
+    { method: view.method, path, event: checkpoint.event, contentType },
+  )
 }

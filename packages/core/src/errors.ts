@@ -47,7 +47,23 @@ export interface SallyportErrorDetails {
   reason?: string
 }
 
+/**
+ * Marks every SallyportError, whichever copy of this module made it: an app that imports the
+ * ES module build while a dependency requires the CommonJS one has two classes in one process.
+ */
+const BRAND = Symbol.for('sallyport.error')
+
 export class SallyportError extends Error {
+  /**
+   * `error instanceof SallyportError` holds for an error from either build. A subclass keeps
+   * the ordinary test: only its own instances match it.
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the class on the right of instanceof, a subclass too.
+    if (this !== SallyportError) return Function.prototype[Symbol.hasInstance].call(this, value)
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true
+  }
+
   override readonly name = 'SallyportError'
   readonly code: SallyportErrorCode
   readonly status: number | undefined
@@ -82,6 +98,8 @@ export class SallyportError extends Error {
     return new SallyportError(codeByFailure[failure], message, details)
   }
 }
+// On the prototype, not a field: it costs nothing per error and never shows in logs or JSON.
+Object.defineProperty(SallyportError.prototype, BRAND, { value: true })
 
 /**
  * A checkpoint's data (say, a transaction) that the backend cannot accept. It is the
@@ -106,6 +124,27 @@ export function noClientIp(backend: string): SallyportError {
 /** The failure class of anything a backend threw: unknown errors count as `network`. */
 export function failureOf(error: unknown): FailureClass {
   return (error instanceof SallyportError && error.failure) || 'network'
+}
+
+/**
+ * A vendor's key that is not set, or empty: most often the environment variable the vendor's
+ * README reads it from is unset where the app runs, so the message names that variable.
+ * `true` when `value` is such a key.
+ */
+export function isUnsetKey(value: unknown): boolean {
+  return value === undefined || value === null || value === ''
+}
+
+/** The error for an {@link isUnsetKey unset key}: `factory` is the vendor function (`'tracenow'`). */
+export function unsetKey(factory: string, option: string, variable: string, value: unknown): SallyportError {
+  const state = value === '' ? 'empty' : 'not set'
+  return new SallyportError(
+    'SP_INVALID_OPTION',
+    `Invalid option \`${option}\` for ${factory}(): it is ${state}; set ${variable} or pass ${option}.`,
+    {
+      option,
+    },
+  )
 }
 
 export function invalidOption(option: string, accepted: string, cause?: unknown): SallyportError {

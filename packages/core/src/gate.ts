@@ -2,16 +2,17 @@ import ipaddr from 'ipaddr.js'
 import { ABORT_SOURCE, type AbortSource, CONNECTION_WAIT } from './abort.js'
 import { type BreakerState, CircuitBreaker } from './breaker.js'
 import { type CacheSlot, DecisionCache, requestKind } from './cache.js'
-import { type CheckpointSpec, type CompiledCheckpoint, compileCheckpoint } from './checkpoint.js'
+import { type CheckpointSpec, type CompiledCheckpoint, compileCheckpoint, warnIfBodyUnparsed } from './checkpoint.js'
 import { resolveClientIp, resolveHost, resolveProtocol } from './client-ip.js'
 import { type Budget, Deadline, InProcessBudget } from './deadline.js'
 import { failureOf, SallyportError } from './errors.js'
+import { backendAt, FailureLog } from './failure-log.js'
 import { HeaderViews, pathForBackends, type RequestCookies, readCookies } from './headers.js'
 import { Warnings } from './logger.js'
 import { decideNowOf, isPromiseLike, type MaybePromise } from './now.js'
 import { type GateOptions, type ResolvedOptions, resolveOptions } from './options.js'
-import { returnOrigin, returnUrl } from './redirect.js'
-import { challengeRequired, forbidden, isNavigation, pageLocation, redirect } from './respond.js'
+import { returnOrigin, returnUrl, safeRedirectTarget } from './redirect.js'
+import { challengeRequired, forbidden, isFormSubmission, isNavigation, pageLocation, redirect } from './respond.js'
 import { checkSetCookie } from './set-cookie.js'
 import { pathOnly } from './skip.js'
 import { createTelemetry, NOOP_END, type Telemetry } from './telemetry.js'
@@ -76,10 +77,11 @@ function decisionWithoutReply(
   reason: string,
   source: Decision['source'],
   backend: string,
+  ip: string | null,
   latencyMs: number,
   setCookies: string[] = [],
 ): Decision {
-  return { verdict, wouldBe, reason, source, backend, requestId: null, latencyMs, complete: source === 'skip', signals: {}, setCookies }
+  return { verdict, wouldBe, reason, source, backend, ip, requestId: null, latencyMs, complete: source === 'skip', signals: {}, setCookies }
 }
 
 /** The decision's calls are over, however they ended: its timer and client-gone listener go. */
@@ -162,6 +164,8 @@ interface Job<Native> {
   readonly checkpoint: CompiledCheckpoint<Native> | undefined
   readonly started: number
   readonly inputs: readonly Input[]
+  /** The client IP every backend was given. */
+  readonly ip: string | null
   readonly host: string | null
   readonly protocol: 'http' | 'https'
   /** The kind of request for the decision cache (see `requestKind`); `null` when nothing is cached for it. */
@@ -271,6 +275,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     config.limits,
   )
   const telemetry: Telemetry = config.telemetry === false ? createTelemetry(null) : createTelemetry(config.telemetry.api)
+  const failureLog = new FailureLog(logger, !config.disabledWarnings.has('SP_WARN_BACKEND_REFUSED'))
   const breakers = new Map<DecisionBackend, CircuitBreaker>()
   if (config.breaker !== false) {
     for (const backend of backends) {
@@ -278,13 +283,16 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
         backend,
         new CircuitBreaker(config.breaker, (state) => {
           telemetry.breakerChanged(backend.name, state)
+          // What opened it, and where: the failure of the class that tripped it last.
+          const last = state === 'open' ? failureLog.last(backend, breakers.get(backend)?.lastFailure ?? 'network') : undefined
           const message =
             state === 'open'
-              ? `${backend.name} keeps failing: decisions take the fallback without calling it until a probe succeeds.`
+              ? `${backendAt(backend, last?.host)} keeps failing (last: ${last?.cause ?? 'unknown'}): decisions take the fallback without calling it until a probe succeeds.`
               : state === 'closed'
                 ? `${backend.name} answers again: the circuit breaker closed.`
                 : `${backend.name}: probing after the cool-down.`
-          logger.warn({ code: `SP_BREAKER_${state.toUpperCase().replace('-', '_')}`, backend: backend.name, state }, message)
+          const cause = last === undefined ? {} : { host: last.host, cause: last.cause }
+          logger.warn({ code: `SP_BREAKER_${state.toUpperCase().replace('-', '_')}`, backend: backend.name, state, ...cause }, message)
         }),
       )
     }
@@ -375,24 +383,19 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     }
   }
 
-  /** A failed call, classified; a refused one is worth one warning about keys and quotas. */
+  /** A failed call, classified; the first of its class per backend is logged at warn, with its host and cause. */
   function failed(backend: DecisionBackend, deadline: Budget, error: unknown, ctx?: CallContext): Part {
     const timedOut = deadline.reason === ABORT_TIMEOUT
     if (timedOut && ctx?.queued === true) return saturated(backend, ctx.waiting, error)
     const failure = timedOut ? 'timeout' : failureOf(error)
     const reason = error instanceof SallyportError ? error.reason : undefined
-    // Only a refusal the backend itself sent (it has an HTTP status) says anything about keys and quotas.
-    if (failure === 'client' && error instanceof SallyportError && error.status !== undefined) {
-      warnings.once(
-        'SP_WARN_BACKEND_REFUSED',
-        `${backend.name} refused Sallyport's request: ${error.message} Check the backend's key and quota.`,
-        {
-          backend: backend.name,
-          status: error.status,
-        },
-      )
-    }
-    logger.debug?.({ code: 'SP_BACKEND_FAILED', backend: backend.name, failure, err: error }, 'Backend failed; using the fallback.')
+    // A client that left, or checkpoint data the app got wrong, says nothing about the backend.
+    const notTheBackend =
+      deadline.reason === ABORT_CLIENT_GONE ||
+      (error instanceof SallyportError && (error.code === 'SP_CLIENT_GONE' || error.code === 'SP_INVALID_CHECKPOINT'))
+    if (notTheBackend) {
+      logger.debug?.({ code: 'SP_BACKEND_FAILED', backend: backend.name, failure, err: error }, 'Backend failed; using the fallback.')
+    } else failureLog.report(backend, failure, error)
     return reason === undefined ? { backend, ok: false, failure, error } : { backend, ok: false, failure, error, reason }
   }
 
@@ -534,7 +537,14 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     }
   }
 
-  function combine(parts: Part[], onError: Record<FailureClass, Verdict>, host: string | null, started: number, ended: number): Decision {
+  function combine(
+    parts: Part[],
+    onError: Record<FailureClass, Verdict>,
+    ip: string | null,
+    host: string | null,
+    started: number,
+    ended: number,
+  ): Decision {
     let winner = parts[0] as Part
     let winnerVerdict: Verdict = 'allow'
     let complete = true
@@ -564,6 +574,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
       reason: winner.ok ? (winner.reply.reason ?? null) : (winner.reason ?? winner.failure),
       source: winner.ok ? (winner.cached ? 'cache' : 'backend') : 'fallback',
       backend: winner.backend.name,
+      ip,
       requestId: winner.ok ? (winner.reply.requestId ?? null) : null,
       latencyMs: ended - started,
       complete,
@@ -572,7 +583,10 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     }
   }
 
-  /** The page and query for a challenge or block redirect, or `null` when there is none to use. */
+  /**
+   * The page and query for a challenge or block redirect, or `null` when there is none to use.
+   * The visitor returns to `url`, or to `referer` when that names a page on the site.
+   */
   function pageFor(
     kind: 'challenge' | 'deny',
     decision: Decision,
@@ -580,6 +594,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     protocol: 'http' | 'https',
     backend: DecisionBackend | undefined,
     url: string,
+    referer?: string,
   ): string | null {
     const page = config[kind].url ?? backend?.pages?.[kind]
     if (page === undefined) return null
@@ -591,7 +606,9 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     } catch (error) {
       logger.error({ code: 'SP_BACKEND_FAILED', backend: backend?.name, err: error }, 'Building the page query failed.')
     }
-    return pageLocation(page, { ...query, redirect_url: returnUrl(origin, url) }, origin)
+    // The Referer is the client's word: checked like a redirect_url that arrives from outside.
+    const back = (referer === undefined ? null : safeRedirectTarget(referer, origin, redirectHostSet)) ?? returnUrl(origin, url)
+    return pageLocation(page, { ...query, redirect_url: back }, origin)
   }
 
   /** What the adapter must do with a decision; waits only when a hook runs. */
@@ -620,10 +637,17 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
           })
         }
         if (view.responded()) return NONE
-        const location = isNavigation(view.method, view.headers)
-          ? pageFor('challenge', decision, input, protocol, backendNamed(decision), view.url)
-          : null
-        return location === null ? challengeRequired(decision) : redirect(location)
+        if (isNavigation(view.method, view.headers)) {
+          const location = pageFor('challenge', decision, input, protocol, backendNamed(decision), view.url)
+          return location === null ? challengeRequired(decision) : redirect(location)
+        }
+        // A person's form post (a login past its limit) goes to the page too: a 303, which the
+        // browser follows with a GET, and back to the page the form is on to submit it again.
+        if (isFormSubmission(view.method, view.headers)) {
+          const location = pageFor('challenge', decision, input, protocol, backendNamed(decision), view.url, view.headers.referer)
+          return location === null ? challengeRequired(decision) : redirect(location, 303)
+        }
+        return challengeRequired(decision)
       }
       case 'deny': {
         if (view.responded()) return NONE
@@ -692,6 +716,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
       'sallyport_route',
       'skip',
       backend.name,
+      ip,
       performance.now() - started,
       served.setCookies ?? [],
     )
@@ -719,7 +744,13 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
       }
       const skipped = config.skip(view.method, path, native)
       if (skipped !== null) {
-        const decision = decisionWithoutReply('allow', 'allow', `skip:${skipped}`, 'skip', firstBackend, performance.now() - started)
+        const ip = resolveClientIp(
+          view.remoteAddress,
+          view.headers,
+          config.trust ?? view.frameworkTrust ?? trustNone,
+          config.clientIpHeader,
+        ).ip
+        const decision = decisionWithoutReply('allow', 'allow', `skip:${skipped}`, 'skip', firstBackend, ip, performance.now() - started)
         notify(decision, native)
         return { decision, action: NEXT }
       }
@@ -759,6 +790,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     const cookies = readCookies(view.headers, config.limits.maxCookies)
     const headers = headerViews.select(view.headers)
     const path = pathForBackends(view.url, config.forwardQuery)
+    if (checkpoint !== undefined) warnIfBodyUnparsed(view, checkpoint, warnings)
     const checkpointData = checkpoint === undefined ? null : checkpoint.extract(view.native)
     // Plain loops on this path: a closure or an array iterator per request shows in the profile.
     const inputs = new Array<Input>(backends.length)
@@ -771,7 +803,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
       cache !== undefined && (checkpoint === undefined || cache.checkpoints)
         ? requestKind(view.method, isNavigation(view.method, view.headers), checkpointData)
         : null
-    return callBackends({ view, checkpoint, started, inputs, host, protocol, cacheKind })
+    return callBackends({ view, checkpoint, started, inputs, ip, host, protocol, cacheKind })
   }
 
   /** One backend's verdict from the cache when there is one in time; else the backend, whose verdict is then kept. */
@@ -859,7 +891,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
     const { view, checkpoint } = job
     const { native } = view
     const onError = checkpoint === undefined ? config.onError : onErrorFor(checkpoint)
-    const decision = combine(parts, onError, job.host, job.started, ended)
+    const decision = combine(parts, onError, job.ip, job.host, job.started, ended)
     if (deadline.reason === ABORT_CLIENT_GONE) {
       decision.reason = 'client_gone'
       return { decision, action: NONE }
@@ -889,7 +921,8 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
 
   /** The outcome for a client already gone: recorded, nothing written, nothing passed on. */
   function clientGone(view: RequestView<Native>, started: number): Outcome {
-    const decision = decisionWithoutReply('deny', 'deny', 'client_gone', 'fallback', firstBackend, performance.now() - started)
+    // The peer is gone, and with it the address the client IP is resolved from.
+    const decision = decisionWithoutReply('deny', 'deny', 'client_gone', 'fallback', firstBackend, null, performance.now() - started)
     notify(decision, view.native)
     return { decision, action: NONE }
   }
@@ -930,7 +963,7 @@ export function createGate<Native = unknown>(options?: GateOptions<Native>): Gat
         ? 'Sallyport failed to decide; the request was let through.'
         : `Sallyport failed to decide; the failure policy gave ${verdict}.`,
     )
-    const decision = decisionWithoutReply(verdict, wouldBe, 'internal_error', 'fallback', firstBackend, 0)
+    const decision = decisionWithoutReply(verdict, wouldBe, 'internal_error', 'fallback', firstBackend, null, 0)
     notify(decision, view.native)
     let responded = false
     try {

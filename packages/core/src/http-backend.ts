@@ -90,6 +90,8 @@ export function httpBackend(options: HttpBackendOptions): DecisionBackend {
 
   const backend: DecisionBackend = {
     name,
+    // Scheme, host and port only: a path may carry a token, and URL.origin drops credentials.
+    origin: url.origin,
     ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
     ...(options.cookies === undefined ? {} : { cookies: [...options.cookies] }),
     ...(options.forwardHeaders === undefined ? {} : { headers: [...options.forwardHeaders] }),

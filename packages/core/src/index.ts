@@ -1,4 +1,4 @@
-export { onResponseAbandoned, peerGone, readRequestBody } from './body.js'
+export { bodyStreamUnread, onResponseAbandoned, peerGone, readRequestBody } from './body.js'
 export { type BreakerOptions, type BreakerState, CircuitBreaker, DEFAULT_BREAKER } from './breaker.js'
 export { type CacheOptions, DecisionCache } from './cache.js'
 export {
@@ -13,10 +13,12 @@ export {
   failureOf,
   invalidCheckpoint,
   invalidOption,
+  isUnsetKey,
   noClientIp,
   SallyportError,
   type SallyportErrorCode,
   type SallyportErrorDetails,
+  unsetKey,
 } from './errors.js'
 export { createGate, type Gate } from './gate.js'
 export {
@@ -35,6 +37,7 @@ export { consoleLogger, type Logger, type WarningCode } from './logger.js'
 export type { ChallengeHook, ChallengeOptions, DenyOptions, GateOptions, OnError } from './options.js'
 export { AUTOMATION_USER_AGENTS, defaultRules } from './policies/defaults.js'
 export type { ListStatus } from './policies/lists.js'
+export { strictRules } from './policies/strict.js'
 export type {
   CheckpointTest,
   Condition,

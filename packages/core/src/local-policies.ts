@@ -25,7 +25,11 @@ export interface LocalPoliciesOptions {
   lists?: Record<string, ListSource>
   /** Where velocity counters and used challenges are kept. Defaults to a bounded in-memory store. */
   store?: Store
-  /** HMAC secret for challenge clearances (at least 32 characters). Defaults to `SALLYPORT_SECRET`, else a random one (with a warning). */
+  /**
+   * HMAC secret for challenge clearances (at least 32 characters). Defaults to `SALLYPORT_SECRET`,
+   * else a random one made once per process and shared by every engine without a secret (with a
+   * warning). Whatever the secrets, engines in one process accept each other's clearances.
+   */
   secret?: string
   /** Proof-of-work size of the self-hosted challenge. Defaults to the challenge's own default. */
   difficulty?: number

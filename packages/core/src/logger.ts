@@ -15,6 +15,7 @@ export type WarningCode =
   | 'SP_WARN_LIST_UNREADABLE'
   | 'SP_WARN_POOL_SATURATED'
   | 'SP_WARN_ON_ERROR_OPEN'
+  | 'SP_WARN_CHECKPOINT_BEFORE_BODY_PARSER'
 
 /** Writes to stderr; what `logger` defaults to. Debug output is dropped. */
 export const consoleLogger: Logger = {
@@ -37,8 +38,13 @@ export class Warnings {
     this.#disabled = disabled
   }
 
+  /** The warning is on and not yet logged: worth the work of checking for it. */
+  pending(code: WarningCode): boolean {
+    return !this.#disabled.has(code) && !this.#seen.has(code)
+  }
+
   once(code: WarningCode, message: string, details: Record<string, unknown> = {}): void {
-    if (this.#disabled.has(code) || this.#seen.has(code)) return
+    if (!this.pending(code)) return
     this.#seen.add(code)
     try {
       this.#logger.warn({ code, ...details }, message)

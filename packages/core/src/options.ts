@@ -2,7 +2,7 @@ import { z } from 'zod'
 import type { BreakerOptions } from './breaker.js'
 import type { CacheOptions } from './cache.js'
 import { compileTrust, type TrustProxy } from './client-ip.js'
-import { invalidOption } from './errors.js'
+import { invalidOption, SallyportError } from './errors.js'
 import {
   ALWAYS_SENSITIVE_HEADERS,
   checkHeaderAccess,
@@ -247,7 +247,20 @@ const ALL_WARNINGS: WarningCode[] = [
   'SP_WARN_LIST_UNREADABLE',
   'SP_WARN_POOL_SATURATED',
   'SP_WARN_ON_ERROR_OPEN',
+  'SP_WARN_CHECKPOINT_BEFORE_BODY_PARSER',
 ]
+
+/**
+ * `backend: trustedAccounts` instead of `backend: trustedAccounts({ … })` is the commonest slip
+ * with a backend: name the function and the fix rather than say what a backend is.
+ */
+function uncalledFactory(value: unknown): SallyportError | undefined {
+  const factory = [value].flat().find((item) => typeof item === 'function') as ((...args: never[]) => unknown) | undefined
+  if (factory === undefined) return undefined
+  const fix =
+    factory.name === '' ? 'you passed a function; call it to make the backend' : `you passed the factory; call it: ${factory.name}({...})`
+  return new SallyportError('SP_INVALID_OPTION', `Invalid option \`backend\`: ${fix}.`, { option: 'backend' })
+}
 
 /** Validates every option and resolves defaults, once. Throws `SP_INVALID_OPTION` naming the option. */
 export function resolveOptions<Native>(input: GateOptions<Native> | undefined): ResolvedOptions<Native> {
@@ -262,6 +275,10 @@ export function resolveOptions<Native>(input: GateOptions<Native> | undefined): 
     if (value === undefined) continue
     const result = entry[0].safeParse(value)
     if (!result.success) {
+      if (key === 'backend') {
+        const factory = uncalledFactory(value)
+        if (factory !== undefined) throw factory
+      }
       // Name the nested field when there is one (`challenge.url`), so the fix is obvious.
       const issue = result.error.issues[0]
       const nested = issue?.code === 'unrecognized_keys' ? issue.keys[0] : issue?.path.find((part) => typeof part === 'string')

@@ -25,6 +25,24 @@ function prefersHtml(headers: IncomingHttpHeaders): boolean {
   return json < 0 || html < json
 }
 
+/** The encodings an HTML form can post in. */
+const FORM_TYPES = /^\s*(?:application\/x-www-form-urlencoded|multipart\/form-data|text\/plain)\s*(?:;|$)/i
+
+/**
+ * A form a person submitted in a browser: a POST that prefers HTML, made as a navigation.
+ * Fetch metadata says so outright (`Sec-Fetch-Mode: navigate`; a script's fetch or XHR
+ * sends `cors`, `same-origin` or `no-cors`). Without it (an older browser), a form
+ * encoding and no `X-Requested-With` tell a form from a script.
+ */
+export function isFormSubmission(method: string, headers: IncomingHttpHeaders): boolean {
+  if (method !== 'POST' || !prefersHtml(headers)) return false
+  const mode = headers['sec-fetch-mode']
+  if (typeof mode === 'string') return mode.toLowerCase() === 'navigate'
+  if (headers['x-requested-with'] !== undefined) return false
+  const type = headers['content-type']
+  return typeof type === 'string' && FORM_TYPES.test(type)
+}
+
 /** Plain HTTP pages are refused in production: a visitor's redirect must not be readable or rewritable on the way. */
 export function pagesNeedHttps(): boolean {
   return process.env.NODE_ENV === 'production'

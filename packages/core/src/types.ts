@@ -109,6 +109,11 @@ export interface DecideContext {
 
 export interface DecisionBackend {
   readonly name: string
+  /**
+   * Where the backend sends its calls, as `scheme://host[:port]` (`https://api.example.com`),
+   * for log lines about failures. Never a path, query or credentials. Defaults to none.
+   */
+  readonly origin?: string
   /** The vendor's recommended budget, used when the user sets no `timeoutMs`. */
   readonly timeoutMs?: number
   /** Cookies this backend reads (through `input.cookie`) and may set on the visitor. */
@@ -152,6 +157,12 @@ export interface Decision {
   reason: string | null
   source: 'backend' | 'cache' | 'fallback' | 'skip'
   backend: string
+  /**
+   * The client IP the decision is about, resolved through trusted proxies only (what backends
+   * got as `input.ip`); `null` when none could be trusted or parsed, when the client was gone
+   * before it was judged, and after an internal error.
+   */
+  ip: string | null
   /** Vendor request id or validation id, for audit logs. */
   requestId: string | null
   latencyMs: number
@@ -182,6 +193,12 @@ export interface RequestView<Native = unknown> {
   readonly frameworkTrust: TrustFunction | undefined
   /** The parsed body, when a body parser ran before Sallyport. */
   readonly body: unknown
+  /**
+   * No one has read the request's body stream yet: `body` holds nothing a parser made, even
+   * where the framework puts an empty object there (Express 4). Read only at checkpoints,
+   * to warn about a body parser placed after them. Defaults to "unread when `body` is undefined".
+   */
+  bodyUnread?(): boolean
   /** The response has started or ended: Sallyport must not write to it. */
   responded(): boolean
   /** Reads the raw request body, at most `limit` bytes; `null` when too large or already consumed. */

@@ -1,4 +1,12 @@
-import { createGate, type DecisionBackend, type GateOptions, type Logger, SallyportError } from '@sallyport/core'
+import {
+  createGate,
+  type DecisionBackend,
+  type GateOptions,
+  httpBackend,
+  type Logger,
+  localPolicies,
+  SallyportError,
+} from '@sallyport/core'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 
 const silent: Logger = { warn() {}, error() {} }
@@ -106,6 +114,21 @@ describe('createGate option validation', () => {
   it('names the accepted values in the message', () => {
     const error = invalidOptionError(() => createGate(untyped({ timeoutMs: 0 })))
     expect(error.message).toMatch(/1 to 60000/)
+  })
+
+  it.each<[string, () => unknown, string]>([
+    ['localPolicies', () => localPolicies, 'localPolicies'],
+    ['httpBackend, inside the array', () => [backend('a'), httpBackend], 'httpBackend'],
+  ])('says a backend factory passed uncalled (%s) must be called, naming it', (_label, value, name) => {
+    const error = invalidOptionError(() => createGate(untyped({ backend: value(), logger: silent })))
+    expect(error.option).toBe('backend')
+    expect(error.message).toContain(`you passed the factory; call it: ${name}({...})`)
+  })
+
+  it('says an anonymous function passed as the backend must be called', () => {
+    const error = invalidOptionError(() => createGate(untyped({ backend: [() => backend()], logger: silent })))
+    expect(error.option).toBe('backend')
+    expect(error.message).toMatch(/you passed a function; call it/)
   })
 
   it('refuses two backends with the same name', () => {

@@ -280,6 +280,19 @@ describe('clearance from a solved challenge', () => {
     expect(await judge(backend, { cookies: cleared(), ip: '198.51.100.1' })).toEqual(['challenge', 'challenge-all'])
   })
 
+  it('counts a clearance another engine of this process issued, while that engine is open', async () => {
+    const rules: Rule[] = [{ name: 'challenge-all', verdict: 'challenge' }]
+    const otherSecret = 'another-test-secret-long-enough-0123456789'
+    const other = localPolicies({ secret: otherSecret, logger: silent, rules })
+    const backend = engine({ rules })
+    const theirs = { [CLEARANCE_COOKIE]: issueClearance(otherSecret, clearanceBinding(ip, CHROME_UA), Date.now() + 60_000) }
+    expect(await judge(backend, { cookies: theirs })).toEqual(['allow', null])
+    // Still bound to the visitor's network and browser.
+    expect(await judge(backend, { cookies: theirs, ip: '198.51.100.1' })).toEqual(['challenge', 'challenge-all'])
+    await other.close?.()
+    expect(await judge(backend, { cookies: theirs })).toEqual(['challenge', 'challenge-all'])
+  })
+
   it('lets a cleared automation client through the default challenge rules', async () => {
     const agent = 'curl/8.5.0'
     const cookies = { [CLEARANCE_COOKIE]: issueClearance(SECRET, clearanceBinding(ip, agent), Date.now() + 60_000) }

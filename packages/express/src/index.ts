@@ -2,6 +2,7 @@ import { type IncomingHttpHeaders, IncomingMessage, type ServerResponse } from '
 import type { TLSSocket } from 'node:tls'
 import {
   type Action,
+  bodyStreamUnread,
   type CheckpointSpec,
   type CompiledCheckpoint,
   createGate,
@@ -159,6 +160,9 @@ class ExpressView implements RequestView<GuardRequest> {
   }
   readBody(limit: number): Promise<string | null> {
     return readRequestBody(this.native, limit)
+  }
+  bodyUnread(): boolean {
+    return bodyStreamUnread(this.native)
   }
   clientGone(): boolean {
     return peerGone(this.native.socket)

@@ -39,6 +39,7 @@ export function ipqs(options: IpqsOptions): DecisionBackend {
 
   return {
     name: 'ipqs',
+    origin: config.endpoint.origin,
     timeoutMs: config.timeoutMs,
     async decide(input, ctx): Promise<BackendVerdict> {
       // The application's own mistake is reported whether or not a lookup would follow.

@@ -1,4 +1,4 @@
-import { SallyportError } from '@sallyport/core'
+import { isUnsetKey, SallyportError, unsetKey } from '@sallyport/core'
 import type { Dispatcher } from 'undici'
 import { z } from 'zod'
 import { checkTransaction, type TransactionValue } from './transaction.js'
@@ -146,6 +146,8 @@ export function resolveOptions(options: IpqsOptions): ResolvedIpqsOptions {
     const unknown = issue?.code === 'unrecognized_keys' ? issue.keys[0] : undefined
     if (unknown !== undefined) throw invalid([...path, unknown].join('.'), 'a known ipqs() option', parsed.error)
     const option = path.length > 0 ? path.join('.') : 'options'
+    // The README reads the key from IPQS_KEY: an unset key is most often an unset variable.
+    if (option === 'key' && isUnsetKey(options.key)) throw unsetKey('ipqs', option, 'IPQS_KEY', options.key)
     const expected = accepted[option] ?? accepted[path[0] ?? ''] ?? 'a valid value'
     throw invalid(option, expected, parsed.error)
   }

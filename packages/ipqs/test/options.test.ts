@@ -50,6 +50,15 @@ describe('options are checked at construction', () => {
     expect(error.message).toContain(`\`${option}\``)
   })
 
+  it.each<[string, Record<string, unknown>]>([
+    ['unset', { key: undefined }],
+    ['empty', { key: '' }],
+  ])('names IPQS_KEY, as the README reads it, when key is %s', (_label, options) => {
+    const error = refusal(options)
+    expect(error).toMatchObject({ code: 'SP_INVALID_OPTION', option: 'key' })
+    expect(error.message).toContain('set IPQS_KEY or pass key')
+  })
+
   it('refuses a missing key and no options at all', () => {
     expect(() => ipqs({} as IpqsOptions)).toThrow(expect.objectContaining({ code: 'SP_INVALID_OPTION', option: 'key' }))
     expect(() => ipqs(undefined as unknown as IpqsOptions)).toThrow(expect.objectContaining({ code: 'SP_INVALID_OPTION' }))

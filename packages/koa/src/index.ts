@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import type { TLSSocket } from 'node:tls'
 import {
   type Action,
+  bodyStreamUnread,
   type CheckpointSpec,
   type CompiledCheckpoint,
   compileTrust,
@@ -92,6 +93,9 @@ class KoaView implements RequestView<GuardContext> {
   }
   readBody(limit: number): Promise<string | null> {
     return readRequestBody(this.native.req, limit)
+  }
+  bodyUnread(): boolean {
+    return bodyStreamUnread(this.native.req)
   }
   clientGone(): boolean {
     return peerGone(this.native.req.socket)

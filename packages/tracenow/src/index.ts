@@ -84,6 +84,7 @@ export function tracenow(options: TraceNowOptions): DecisionBackend {
 
   return {
     name: 'tracenow',
+    origin: config.endpoint.origin,
     ...(config.timeoutMs === undefined ? {} : { timeoutMs: config.timeoutMs }),
     async decide(input, ctx): Promise<BackendVerdict> {
       const { checkpoint } = input

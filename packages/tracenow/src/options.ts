@@ -1,4 +1,4 @@
-import { SallyportError } from '@sallyport/core'
+import { isUnsetKey, SallyportError, unsetKey } from '@sallyport/core'
 import type { Dispatcher } from 'undici'
 import { z } from 'zod'
 
@@ -108,6 +108,9 @@ export function resolveOptions(options: TraceNowOptions): ResolvedTraceNowOption
       )
     }
     const option = String(issue?.path[0] ?? 'options')
+    // The README reads the key from TRACENOW_SECRET_KEY: an unset key is most often an unset variable.
+    if (option === 'secretKey' && isUnsetKey(options.secretKey))
+      throw unsetKey('tracenow', option, 'TRACENOW_SECRET_KEY', options.secretKey)
     const accepted =
       option === 'secretKey' && issue?.code === 'custom' ? issue.message : (ACCEPTED[option as OptionName] ?? 'a valid value')
     throw invalid(option, accepted, parsed.error)

@@ -145,6 +145,15 @@ describe('options', () => {
     expect(caught(() => tracenow(undefined as unknown as TraceNowOptions)).code).toBe('SP_INVALID_OPTION')
   })
 
+  it.each<[string, Record<string, unknown>]>([
+    ['unset', {}],
+    ['empty', { secretKey: '' }],
+  ])('names TRACENOW_SECRET_KEY, as the README reads it, when secretKey is %s', (_label, options) => {
+    const error = caught(() => tracenow(options as unknown as TraceNowOptions))
+    expect(error).toMatchObject({ code: 'SP_INVALID_OPTION', option: 'secretKey' })
+    expect(error.message).toContain('set TRACENOW_SECRET_KEY or pass secretKey')
+  })
+
   it('recommends no budget of its own unless given one', () => {
     expect(tracenow(good).timeoutMs).toBeUndefined()
     expect(tracenow({ ...good, timeoutMs: 1200 }).timeoutMs).toBe(1200)

@@ -1,5 +1,14 @@
 import { randomUUID } from 'node:crypto'
-import { type BackendVerdict, type DecisionBackend, type DecisionInput, parseJson, SallyportError, Transport } from '@sallyport/core'
+import {
+  type BackendVerdict,
+  type DecisionBackend,
+  type DecisionInput,
+  isUnsetKey,
+  parseJson,
+  SallyportError,
+  Transport,
+  unsetKey,
+} from '@sallyport/core'
 import type { Dispatcher } from 'undici'
 import { z } from 'zod'
 import { replyError, verdictFrom } from './reply.js'
@@ -96,6 +105,8 @@ function checkOptions(options: unknown): TracerOptions {
   for (const [option, [schema, accepted]] of Object.entries(schemas) as Array<[keyof TracerOptions, [z.ZodType, string]]>) {
     const value = (options as Record<string, unknown>)[option]
     if (value === undefined && !required.has(option)) continue
+    // The README reads the key from TRACER_API_KEY: an unset key is most often an unset variable.
+    if (option === 'apiKey' && isUnsetKey(value)) throw unsetKey('tracer', option, 'TRACER_API_KEY', value)
     if (!schema.safeParse(value).success) throw invalid(option, accepted)
   }
   return options as TracerOptions
@@ -138,6 +149,7 @@ export function tracer(options: TracerOptions): DecisionBackend {
 
   return {
     name: 'tracer',
+    origin: endpoint.origin,
     timeoutMs,
     async decide(input, ctx): Promise<BackendVerdict> {
       const given = input.checkpoint?.transaction

@@ -101,6 +101,15 @@ describe('options', () => {
     expect(build).toThrow(expect.objectContaining({ code: 'SP_INVALID_OPTION', option }))
   })
 
+  it.each<[string, Record<string, unknown>]>([
+    ['unset', { baseUrl: 'https://tracer.internal' }],
+    ['empty', { apiKey: '', baseUrl: 'https://tracer.internal' }],
+  ])('names TRACER_API_KEY, as the README reads it, when apiKey is %s', (_label, options) => {
+    const build = () => tracer(options as unknown as TracerOptions)
+    expect(build).toThrow(expect.objectContaining({ code: 'SP_INVALID_OPTION', option: 'apiKey' }))
+    expect(build).toThrow(/set TRACER_API_KEY or pass apiKey/)
+  })
+
   it('never puts the key in the error, even a malformed one', () => {
     const build = () => tracer({ apiKey: 'trc live secret', baseUrl: 'https://tracer.internal' })
     expect(build).toThrow(expect.objectContaining({ code: 'SP_INVALID_OPTION', option: 'apiKey' }))

@@ -1,4 +1,14 @@
-import { type BackendVerdict, type DecisionBackend, noClientIp, parseJson, SallyportError, statusError, Transport } from '@sallyport/core'
+import {
+  type BackendVerdict,
+  type DecisionBackend,
+  isUnsetKey,
+  noClientIp,
+  parseJson,
+  SallyportError,
+  statusError,
+  Transport,
+  unsetKey,
+} from '@sallyport/core'
 import type { Dispatcher } from 'undici'
 import { z } from 'zod'
 
@@ -52,6 +62,45 @@ const optionsSchema = z.strictObject({
   dispatcher: z.custom<Dispatcher>((value) => typeof value === 'object' && value !== null).optional(),
 })
 
+/** What each option accepts, for the error that names it. */
+const ACCEPTED: Record<keyof TrustedAccountsOptions, string> = {
+  secretKey: 'the secret key as a non-empty string',
+  publishableKey: 'the publishable key as a non-empty string',
+  baseUrl: 'an http(s) URL such as "https://api.trustedaccounts.org"',
+  challengeUrl: 'an http(s) URL',
+  blockedUrl: 'an http(s) URL',
+  timeoutMs: 'an integer number of milliseconds from 1 to 60000',
+  maxResponseSize: 'a positive integer number of bytes',
+  dispatcher: 'an undici Dispatcher (Agent, Pool, MockAgent)',
+}
+
+/** Where the README reads each key from: an unset key is most often an unset variable. */
+const KEY_VARIABLES: Partial<Record<keyof TrustedAccountsOptions, string>> = {
+  secretKey: 'TRUSTED_ACCOUNTS_SECRET_KEY',
+  publishableKey: 'TRUSTED_ACCOUNTS_PUBLISHABLE_KEY',
+}
+
+/** The error for options the schema refused: it names the option and what it takes, never a value. */
+function optionError(options: Record<string, unknown>, error: z.ZodError): SallyportError {
+  const issue = error.issues[0]
+  if (issue?.code === 'unrecognized_keys') {
+    const option = String(issue.keys[0]).slice(0, 64)
+    return new SallyportError(
+      'SP_INVALID_OPTION',
+      `Unknown option \`${option}\` for trustedAccounts(): accepted options are ${Object.keys(ACCEPTED).join(', ')}.`,
+      { option },
+    )
+  }
+  const option = String(issue?.path[0] ?? 'options') as keyof TrustedAccountsOptions
+  const variable = KEY_VARIABLES[option]
+  if (variable !== undefined && isUnsetKey(options[option])) return unsetKey('trustedAccounts', option, variable, options[option])
+  return new SallyportError(
+    'SP_INVALID_OPTION',
+    `Invalid option \`${option}\` for trustedAccounts(): expected ${ACCEPTED[option] ?? 'a valid value'}.`,
+    { option },
+  )
+}
+
 /** The trusted_id a reply's Set-Cookie carries, if any. */
 function trustedIdFromCookies(setCookies: readonly string[]): string | undefined {
   for (const cookie of setCookies) {
@@ -70,19 +119,17 @@ function trustedIdFromCookies(setCookies: readonly string[]): string | undefined
  * API sets reaches the visitor.
  */
 export function trustedAccounts(options: TrustedAccountsOptions): DecisionBackend {
-  const parsed = optionsSchema.safeParse(options)
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]
-    const field = String((issue?.code === 'unrecognized_keys' ? issue.keys[0] : issue?.path[0]) ?? 'options')
+  if (typeof options !== 'object' || options === null) {
     throw new SallyportError(
       'SP_INVALID_OPTION',
-      `Invalid option \`${field}\` for trustedAccounts(): ${parsed.error.issues[0]?.message ?? 'invalid'}.`,
+      'Invalid options for trustedAccounts(): expected an object { secretKey, publishableKey, … }.',
       {
-        option: field,
-        cause: parsed.error,
+        option: 'options',
       },
     )
   }
+  const parsed = optionsSchema.safeParse(options)
+  if (!parsed.success) throw optionError(options as unknown as Record<string, unknown>, parsed.error)
   const endpoint = new URL('/api/v1/check-request', options.baseUrl ?? DEFAULT_BASE_URL)
   const transport = new Transport({
     ...(options.maxResponseSize === undefined ? {} : { maxResponseSize: options.maxResponseSize }),
@@ -93,6 +140,7 @@ export function trustedAccounts(options: TrustedAccountsOptions): DecisionBacken
 
   return {
     name: 'trusted-accounts',
+    origin: endpoint.origin,
     timeoutMs: options.timeoutMs ?? 400,
     cookies: [TRUSTED_ID_COOKIE],
     pages: {

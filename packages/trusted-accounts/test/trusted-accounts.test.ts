@@ -294,4 +294,33 @@ describe('option validation', () => {
   it('refuses no options at all', () => {
     expect(() => trustedAccounts(undefined as unknown as TrustedAccountsOptions)).toThrow(SallyportError)
   })
+
+  it.each<[string, string, Record<string, unknown>, string]>([
+    ['secretKey is unset', 'secretKey', { publishableKey: 'pk' }, 'TRUSTED_ACCOUNTS_SECRET_KEY'],
+    ['secretKey is empty', 'secretKey', { secretKey: '', publishableKey: 'pk' }, 'TRUSTED_ACCOUNTS_SECRET_KEY'],
+    ['publishableKey is unset', 'publishableKey', { secretKey: 'sk' }, 'TRUSTED_ACCOUNTS_PUBLISHABLE_KEY'],
+  ])('names the environment variable the README reads when %s, not zod text', (_label, option, options, variable) => {
+    let caught: unknown
+    try {
+      trustedAccounts(options as unknown as TrustedAccountsOptions)
+    } catch (error) {
+      caught = error
+    }
+    expect(caught).toBeInstanceOf(SallyportError)
+    expect((caught as SallyportError).code).toBe('SP_INVALID_OPTION')
+    expect((caught as SallyportError).message).toContain(`set ${variable} or pass ${option}`)
+    expect((caught as SallyportError).message).not.toMatch(/Invalid input|received undefined/)
+  })
+
+  it('says the factory must be called when guard() gets trustedAccounts itself', () => {
+    let caught: unknown
+    try {
+      createGate({ backend: trustedAccounts as unknown as GateOptions['backend'], logger: silent })
+    } catch (error) {
+      caught = error
+    }
+    expect(caught).toBeInstanceOf(SallyportError)
+    expect((caught as SallyportError).code).toBe('SP_INVALID_OPTION')
+    expect((caught as SallyportError).message).toContain('you passed the factory; call it: trustedAccounts({...})')
+  })
 })

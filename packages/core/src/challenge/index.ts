@@ -8,12 +8,16 @@ import { safeRedirectTarget } from '../redirect.js'
 import type { Store } from '../store.js'
 import type { BackendRoutes, DecisionInput, ServedRequest, ServedResponse } from '../types.js'
 import { CLEARANCE_COOKIE, clearanceBinding, issueClearance, verifyClearance } from './clearance.js'
+import { type ClearanceCheck, clearedElsewhere, ephemeralSecret, registerCheck } from './keys.js'
 import { challengePage, failurePage } from './page.js'
 
 export { CLEARANCE_COOKIE, clearanceBinding, issueClearance, verifyClearance } from './clearance.js'
 
 export interface ChallengeServiceOptions {
-  /** HMAC secret for challenges and clearances. Defaults to `SALLYPORT_SECRET`, else a random one (with a warning). */
+  /**
+   * HMAC secret for challenges and clearances. Defaults to `SALLYPORT_SECRET`, else a random one
+   * made once per process and shared by every service without a secret (with a warning).
+   */
   secret?: string
   /** Where used challenges are remembered, so one solution clears one visitor once. */
   store: Store
@@ -31,7 +35,10 @@ export interface ChallengeService {
   readonly pagePath: string
   readonly routes: BackendRoutes
   readonly warnings: ReadonlyArray<{ code: WarningCode; message: string }>
-  /** The request holds a valid clearance for its network and browser. */
+  /**
+   * The request holds a valid clearance for its network and browser, issued by this service
+   * or by another one alive in this process (a second gate's engine, whatever its secret).
+   */
   isCleared(input: DecisionInput): boolean
   close(): Promise<void>
 }
@@ -70,7 +77,7 @@ function resolveSecret(secret: string | undefined): { secret: string; ephemeral:
     if (fromEnv.length < 32) throw invalidOption('SALLYPORT_SECRET', 'at least 32 characters')
     return { secret: fromEnv, ephemeral: false }
   }
-  return { secret: randomBytes(32).toString('hex'), ephemeral: true }
+  return { secret: ephemeralSecret(), ephemeral: true }
 }
 
 /** A short, non-reversible tag of what a challenge is issued for, signed into it. */
@@ -103,7 +110,7 @@ export function createChallengeService(options: ChallengeServiceOptions): Challe
     warnings.push({
       code: 'SP_WARN_EPHEMERAL_SECRET',
       message:
-        'No `secret` or SALLYPORT_SECRET is set, so challenge clearances use a random key: they will not survive a restart or work across instances.',
+        'No `secret` or SALLYPORT_SECRET is set, so challenge clearances use a random key, made once for this process: they will not survive a restart or work across instances.',
     })
   }
 
@@ -192,6 +199,9 @@ export function createChallengeService(options: ChallengeServiceOptions): Challe
     return { redirect: redirectUrl, status: 303, setCookies: [cookie] }
   }
 
+  const check: ClearanceCheck = (value, binding, nowMs) => verifyClearance(value, secret, binding, nowMs)
+  const release = registerCheck(check)
+
   return {
     pagePath,
     warnings,
@@ -205,8 +215,13 @@ export function createChallengeService(options: ChallengeServiceOptions): Challe
     },
     isCleared(input) {
       const value = input.cookie(CLEARANCE_COOKIE)
-      return value !== undefined && verifyClearance(value, secret, clearanceBinding(input.ip, input.headers['user-agent']), now())
+      if (value === undefined) return false
+      const binding = clearanceBinding(input.ip, input.headers['user-agent'])
+      const at = now()
+      return check(value, binding, at) || clearedElsewhere(check, value, binding, at)
     },
-    async close() {},
+    async close() {
+      release()
+    },
   }
 }

@@ -8,9 +8,10 @@
 // or down, its part falls back to allow and the local engine still decides, so an outage
 // never leaves the login unguarded.
 //
-// With TRACENOW_SECRET_KEY set, traces go to TraceNow; without it a local fake answers
-// (an address at mailinator.com is denied). Set FAKE_TRACENOW_DOWN=1 to start the fake
-// hanging, and watch the local engine carry the decisions alone.
+// With TRACENOW_SECRET_KEY set, traces go to TraceNow (TRACENOW_BASE_URL overrides the API);
+// without it a local fake answers (an address at mailinator.com is denied). Set
+// FAKE_TRACENOW_DOWN=1 to start the fake hanging, and watch the local engine carry the
+// decisions alone. See README.md for requests to try.
 
 import { realpathSync } from 'node:fs'
 import { createServer } from 'node:http'
@@ -60,13 +61,40 @@ export function createApp(traceNowOptions, extras = {}) {
   return { app, gate }
 }
 
+/** Starts `app` on `host:port` (0 picks a free port). */
+export async function listen(app, { port = 0, host = '127.0.0.1' } = {}) {
+  const server = createServer(app)
+  await new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  const address = server.address()
+  const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`
+  return {
+    url,
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      }),
+  }
+}
+
 async function main() {
   const port = Number(process.env.PORT ?? 3000)
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    console.error(`PORT must be a port number, got ${JSON.stringify(process.env.PORT)}.`)
+    process.exit(1)
+  }
   const host = process.env.HOST ?? '127.0.0.1'
   let fake
   let traceNowOptions
   if (process.env.TRACENOW_SECRET_KEY) {
     traceNowOptions = { secretKey: process.env.TRACENOW_SECRET_KEY }
+    if (process.env.TRACENOW_BASE_URL) traceNowOptions.baseUrl = process.env.TRACENOW_BASE_URL
   } else {
     fake = await fakeTraceNow({
       decide: (body) =>
@@ -78,19 +106,34 @@ async function main() {
     traceNowOptions = { secretKey: fake.secretKey, baseUrl: fake.url }
   }
   const { app, gate } = createApp(traceNowOptions, { onDecision: (decision) => console.log(describe(decision)) })
-  const server = createServer(app)
-  await new Promise((resolve) => server.listen(port, host, resolve))
-  console.log(`Local engine + TraceNow${fake ? ' (a local fake)' : ''} on http://${host}:${server.address().port}`)
-  console.log(`  curl -s -X POST -d email=ada@example.com http://${host}:${server.address().port}/login`)
-  const stop = async () => {
-    server.close()
-    server.closeAllConnections()
+  let site
+  try {
+    site = await listen(app, { port, host })
+  } catch (error) {
+    console.error(`Cannot listen on ${host}:${port}: ${error.message}`)
+    await gate.close()
+    await fake?.close()
+    process.exit(1)
+  }
+  const hanging = process.env.FAKE_TRACENOW_DOWN === '1' ? ', hanging' : ''
+  console.log(`Local engine + TraceNow${fake ? ` (a local fake${hanging})` : ''} on ${site.url}/`)
+  console.log(`  curl -s -d email=ada@example.com ${site.url}/login`)
+
+  // Ctrl+C reaches this process twice under `pnpm start` (from the terminal, then forwarded by
+  // pnpm): `on`, not `once`, so the second one is ignored instead of killing the process mid-close.
+  let closing = false
+  const shutdown = async (signal) => {
+    if (closing) return
+    closing = true
+    console.log(`${signal}: shutting down`)
+    setTimeout(() => process.exit(1), 5000).unref()
+    await site.close()
     await gate.close()
     await fake?.close()
     process.exit(0)
   }
-  process.once('SIGINT', stop)
-  process.once('SIGTERM', stop)
+  process.on('SIGINT', shutdown)
+  process.on('SIGTERM', shutdown)
 }
 
 if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) await main()

@@ -1,13 +1,15 @@
 // An Express 5 shop guarded by Sallyport.
 //
-//   node server.mjs            → http://127.0.0.1:3000 (PORT and HOST change it)
+//   pnpm --filter @sallyport/example-express-site start   → http://127.0.0.1:3000 (PORT and HOST change it)
 //
 // With TRUSTED_ACCOUNTS_SECRET_KEY and TRUSTED_ACCOUNTS_PUBLISHABLE_KEY set, decisions come
-// from Trusted Accounts; without them, from Sallyport's embedded local policy engine.
+// from Trusted Accounts; without them, from Sallyport's embedded local policy engine (its
+// default rules plus a deny list). See README.md for requests to try.
 
 import { realpathSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { fileURLToPath } from 'node:url'
+import { localPolicies } from '@sallyport/core'
 import { guard } from '@sallyport/express'
 import { trustedAccounts } from '@sallyport/trusted-accounts'
 import express from 'express'
@@ -17,6 +19,9 @@ export const PRODUCTS = [
   { id: 'mug', name: 'Enamel mug', price: 12 },
   { id: 'notebook', name: 'Dot-grid notebook', price: 9 },
 ]
+
+/** Denied by the local engine when started directly: a documentation address (RFC 5737) to try with X-Forwarded-For. */
+export const DENIED_IPS = ['203.0.113.66']
 
 const escapeHtml = (text) => String(text).replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`)
 
@@ -176,7 +181,8 @@ async function main() {
   }
   const host = process.env.HOST ?? '127.0.0.1'
   const backend = backendFromEnv()
-  const { app, gate } = createApp(backend === undefined ? {} : { backend })
+  // A reverse proxy on the same machine (or curl playing one) may say who the client is; no one else may.
+  const { app, gate } = createApp({ backend: backend ?? localPolicies({ denyIps: DENIED_IPS }), trustProxy: 'loopback' })
   let site
   try {
     site = await listen(app, { port, host })
@@ -188,6 +194,8 @@ async function main() {
   console.log(`Sallyport Express example on ${site.url}/ (decisions: ${backend === undefined ? 'embedded local policies' : backend.name})`)
   if (backend === undefined) console.log(`A browser passes; an HTTP library is challenged: curl -i -H 'accept: text/html' ${site.url}/`)
 
+  // Ctrl+C reaches this process twice under `pnpm start` (from the terminal, then forwarded by
+  // pnpm): `on`, not `once`, so the second one is ignored instead of killing the process mid-close.
   let closing = false
   const shutdown = async (signal) => {
     if (closing) return
@@ -198,8 +206,8 @@ async function main() {
     await gate.close()
     process.exit(0)
   }
-  process.once('SIGINT', shutdown)
-  process.once('SIGTERM', shutdown)
+  process.on('SIGINT', shutdown)
+  process.on('SIGTERM', shutdown)
 }
 
 const runDirectly = process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)

@@ -1,7 +1,7 @@
 // A signup page guarded by Sallyport and IPQualityScore, on Express 5.
 //
-//   IPQS_KEY=… node server.mjs   → looks visitors up at IPQualityScore
-//   node server.mjs              → no key: starts a local fake IPQualityScore and uses it
+//   IPQS_KEY=… pnpm --filter @sallyport/example-ipqs-signup start   → looks visitors up at IPQualityScore
+//   pnpm --filter @sallyport/example-ipqs-signup start              → no key: starts a local fake IPQualityScore and uses it
 //
 // http://127.0.0.1:3000 by default (PORT and HOST change it). The site trusts a proxy on
 // loopback, so with the fake you can play a visitor from elsewhere:
@@ -202,6 +202,8 @@ async function main() {
     )
   }
 
+  // Ctrl+C reaches this process twice under `pnpm start` (from the terminal, then forwarded by
+  // pnpm): `on`, not `once`, so the second one is ignored instead of killing the process mid-close.
   let closing = false
   const shutdown = async (signal) => {
     if (closing) return
@@ -213,8 +215,8 @@ async function main() {
     await fake?.close()
     process.exit(0)
   }
-  process.once('SIGINT', shutdown)
-  process.once('SIGTERM', shutdown)
+  process.on('SIGINT', shutdown)
+  process.on('SIGTERM', shutdown)
 }
 
 const runDirectly = process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)

@@ -202,6 +202,8 @@ async function main() {
   const source = fake === undefined ? 'TraceNow' : `a local fake TraceNow at ${fake.url} (set TRACENOW_SECRET_KEY for the real one)`
   console.log(`TraceNow login example on ${site.url}/ — traces go to ${source}`)
 
+  // Ctrl+C reaches this process twice under `pnpm start` (from the terminal, then forwarded by
+  // pnpm): `on`, not `once`, so the second one is ignored instead of killing the process mid-close.
   let closing = false
   const shutdown = async (signal) => {
     if (closing) return
@@ -213,8 +215,8 @@ async function main() {
     await fake?.close()
     process.exit(0)
   }
-  process.once('SIGINT', shutdown)
-  process.once('SIGTERM', shutdown)
+  process.on('SIGINT', shutdown)
+  process.on('SIGTERM', shutdown)
 }
 
 const runDirectly = process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)

@@ -1,6 +1,6 @@
 // An Express 5 checkout validated by Tracer, with REVIEW queued for a person.
 //
-//   node server.mjs            → http://127.0.0.1:3000 (PORT and HOST change it)
+//   pnpm --filter @sallyport/example-tracer-checkout start   → http://127.0.0.1:3000 (PORT and HOST change it)
 //
 // With TRACER_API_KEY and TRACER_BASE_URL set, decisions come from your Tracer. Without a key, a
 // local fake Tracer starts on loopback: orders up to 500.00 are allowed, larger ones held for
@@ -11,8 +11,10 @@
 //   curl -s localhost:3000/review-queue
 //   curl -s localhost:3000/checkout -H 'content-type: application/json' -d '{"amount":42.1}'   → 400: amounts travel as strings
 
+import { realpathSync } from 'node:fs'
 import { createServer } from 'node:http'
-import { guard } from '@sallyport/express'
+import { fileURLToPath } from 'node:url'
+import { guard, SallyportError } from '@sallyport/express'
 import { fakeTracer } from '@sallyport/testing'
 import { tracer } from '@sallyport/tracer'
 import express from 'express'
@@ -22,19 +24,13 @@ import express from 'express'
 const ACCOUNT = { accountId: '3f1c2b9e-8a4d-4c6b-9f0e-1a2b3c4d5e6f', type: 'checking', status: 'active' }
 const MERCHANT = { merchantId: '7d9e8f10-1b2c-4d3e-8f4a-5b6c7d8e9f01', name: 'Sallyport Demo Shop', category: '5732', country: 'DE' }
 
-/** Orders a person must look at before they ship. A real shop would use its case-management tool. */
-const reviewQueue = []
-
-async function tracerConnection() {
-  if (process.env.TRACER_API_KEY) {
-    if (!process.env.TRACER_BASE_URL) throw new Error('Set TRACER_BASE_URL to where your Tracer runs.')
-    return { apiKey: process.env.TRACER_API_KEY, baseUrl: process.env.TRACER_BASE_URL, close: async () => {} }
-  }
+/** The fake's rules: up to 500.00 allowed, above that held for review, above 5000.00 denied. */
+export function startFake() {
   const cents = (amount) => {
     const [units, decimals = ''] = String(amount).split('.')
     return BigInt(units) * 100n + BigInt(decimals.padEnd(2, '0').slice(0, 2))
   }
-  const fake = await fakeTracer({
+  return fakeTracer({
     decide(body) {
       const amount = cents(body.amount)
       if (amount > 500_000n)
@@ -44,93 +40,159 @@ async function tracerConnection() {
       return { decision: 'ALLOW', reason: 'All rules passed' }
     },
   })
-  console.log(`TRACER_API_KEY is not set: using a local fake Tracer at ${fake.url}`)
-  return { apiKey: fake.apiKey, baseUrl: fake.url, close: () => fake.close() }
 }
 
-const connection = await tracerConnection()
+/**
+ * Builds the shop around a Tracer backend.
+ * @param {import('@sallyport/tracer').TracerOptions} tracerOptions
+ */
+export function createApp(tracerOptions) {
+  /** Orders a person must look at before they ship. A real shop would use its case-management tool. */
+  const reviewQueue = []
 
-const gate = guard({
-  backend: tracer({ apiKey: connection.apiKey, baseUrl: connection.baseUrl }),
-  // REVIEW means "hold for a person", not "block": queue the order, then let the route take it.
-  onReview(decision, req) {
-    reviewQueue.push({
-      validationId: decision.requestId,
-      reason: decision.signals.reason ?? decision.reason,
-      amount: req.body?.amount,
-      queuedAt: new Date().toISOString(),
-    })
-    console.log(`order held for review: validation ${decision.requestId}`)
-  },
-  onDecision(decision) {
-    if (decision.reason === 'no_transaction') return
-    // Tracer's validationId is the audit trail's key: log it with every decision.
-    console.log(
-      `${decision.backend} ${decision.verdict} (${decision.source}, ${decision.reason ?? 'no reason'}) validation=${decision.requestId}`,
-    )
-  },
-})
+  const gate = guard({
+    backend: tracer(tracerOptions),
+    // REVIEW means "hold for a person", not "block": queue the order, then let the route take it.
+    onReview(decision, req) {
+      reviewQueue.push({
+        validationId: decision.requestId,
+        reason: decision.signals.reason ?? decision.reason,
+        amount: req.body?.amount,
+        queuedAt: new Date().toISOString(),
+      })
+      console.log(`order held for review: validation ${decision.requestId}`)
+    },
+    onDecision(decision) {
+      if (decision.reason === 'no_transaction') return
+      // Tracer's validationId is the audit trail's key: log it with every decision.
+      console.log(
+        `${decision.backend} ${decision.verdict} (${decision.source}, ${decision.reason ?? 'no reason'}) validation=${decision.requestId}`,
+      )
+    },
+  })
 
-const app = express()
-// Browsing carries no transaction: Tracer is not called, and the gate's default fails open.
-app.use(gate)
+  const app = express()
+  app.disable('x-powered-by')
+  // Browsing carries no transaction: Tracer is not called, and the gate's default fails open.
+  app.use(gate)
 
-app.get('/', (_req, res) => {
-  res.json({ shop: 'Sallyport Demo Shop', try: 'POST /checkout {"amount":"42.00"}', reviewQueue: '/review-queue' })
-})
+  app.get('/', (_req, res) => {
+    res.json({ shop: 'Sallyport Demo Shop', try: 'POST /checkout {"amount":"42.00"}', reviewQueue: '/review-queue' })
+  })
 
-app.post(
-  '/checkout',
-  express.json(),
-  gate.checkpoint({
-    event: 'checkout',
-    transaction: (req) => ({
-      type: 'CARD',
-      subType: 'purchase',
-      // A decimal string, passed on exactly as the client sent it: never a float.
-      amount: req.body?.amount,
-      currency: req.body?.currency ?? 'EUR',
-      timestamp: new Date(),
-      account: ACCOUNT,
-      merchant: MERCHANT,
-      metadata: { channel: 'web' },
+  app.post(
+    '/checkout',
+    express.json(),
+    gate.checkpoint({
+      event: 'checkout',
+      transaction: (req) => ({
+        type: 'CARD',
+        subType: 'purchase',
+        // A decimal string, passed on exactly as the client sent it: never a float.
+        amount: req.body?.amount,
+        currency: req.body?.currency ?? 'EUR',
+        timestamp: new Date(),
+        account: ACCOUNT,
+        merchant: MERCHANT,
+        metadata: { channel: 'web' },
+      }),
+      // Money is at stake: if Tracer cannot answer, refuse the order rather than ship it unchecked.
+      onError: 'deny',
     }),
-    // Money is at stake: if Tracer cannot answer, refuse the order rather than ship it unchecked.
-    onError: 'deny',
-  }),
-  (req, res) => {
-    const decision = req.sallyport
-    if (decision?.verdict === 'review') {
-      res.status(202).json({ status: 'held_for_review', validationId: decision.requestId })
-      return
-    }
-    res.status(201).json({ status: 'placed', validationId: decision?.requestId ?? null })
-  },
-)
+    (req, res) => {
+      const decision = req.sallyport
+      if (decision?.verdict === 'review') {
+        res.status(202).json({ status: 'held_for_review', validationId: decision.requestId })
+        return
+      }
+      res.status(201).json({ status: 'placed', validationId: decision?.requestId ?? null })
+    },
+  )
 
-app.get('/review-queue', (_req, res) => {
-  res.json(reviewQueue)
-})
+  app.get('/review-queue', (_req, res) => {
+    res.json(reviewQueue)
+  })
 
-// Transaction data Tracer cannot accept is the client's 400, naming the field.
-app.use((error, _req, res, _next) => {
-  const status = error.statusCode ?? 500
-  res.status(status).json(status === 400 ? { error: error.code, field: error.option, message: error.message } : { error: 'internal_error' })
-})
+  // Transaction data Tracer cannot accept is the client's 400, naming the field; so is a body
+  // that is not JSON. Anything else is the shop's own bug: Express's handler logs it.
+  app.use((error, _req, res, next) => {
+    const status = error?.statusCode
+    if (res.headersSent || !Number.isInteger(status) || status < 400 || status > 499) return next(error)
+    if (error instanceof SallyportError) res.status(status).json({ error: error.code, field: error.option, message: error.message })
+    else res.status(status).json({ error: status === 413 ? 'body_too_large' : 'bad_request' })
+  })
 
-const server = createServer(app)
-const port = Number(process.env.PORT ?? 3000)
-const host = process.env.HOST ?? '127.0.0.1'
-server.listen(port, host, () => {
-  const address = server.address()
-  console.log(`Tracer checkout listening on http://${host}:${typeof address === 'object' && address !== null ? address.port : port}`)
-})
-
-async function shutdown() {
-  server.closeAllConnections()
-  await new Promise((resolve) => server.close(resolve))
-  await gate.close()
-  await connection.close()
+  return { app, gate }
 }
-process.once('SIGINT', shutdown)
-process.once('SIGTERM', shutdown)
+
+/** Starts `app` on `host:port` (0 picks a free port). */
+export async function listen(app, { port = 0, host = '127.0.0.1' } = {}) {
+  const server = createServer(app)
+  await new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  const address = server.address()
+  const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`
+  return {
+    url,
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      }),
+  }
+}
+
+async function main() {
+  const port = Number(process.env.PORT ?? 3000)
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    console.error(`PORT must be a port number, got ${JSON.stringify(process.env.PORT)}.`)
+    process.exit(1)
+  }
+  const host = process.env.HOST ?? '127.0.0.1'
+  if (process.env.TRACER_API_KEY && !process.env.TRACER_BASE_URL) {
+    console.error('Set TRACER_BASE_URL to where your Tracer runs.')
+    process.exit(1)
+  }
+  const fake = process.env.TRACER_API_KEY ? undefined : await startFake()
+  const tracerOptions =
+    fake === undefined
+      ? { apiKey: process.env.TRACER_API_KEY, baseUrl: process.env.TRACER_BASE_URL }
+      : { apiKey: fake.apiKey, baseUrl: fake.url }
+  const { app, gate } = createApp(tracerOptions)
+  let site
+  try {
+    site = await listen(app, { port, host })
+  } catch (error) {
+    console.error(`Cannot listen on ${host}:${port}: ${error.message}`)
+    await gate.close()
+    await fake?.close()
+    process.exit(1)
+  }
+  console.log(`Tracer checkout example on ${site.url}/`)
+  if (fake === undefined) console.log(`Validations go to the Tracer at ${tracerOptions.baseUrl}.`)
+  else console.log(`TRACER_API_KEY is not set: validations go to a local fake Tracer at ${fake.url}.`)
+
+  // Ctrl+C reaches this process twice under `pnpm start` (from the terminal, then forwarded by
+  // pnpm): `on`, not `once`, so the second one is ignored instead of killing the process mid-close.
+  let closing = false
+  const shutdown = async (signal) => {
+    if (closing) return
+    closing = true
+    console.log(`${signal}: shutting down`)
+    setTimeout(() => process.exit(1), 5000).unref()
+    await site.close()
+    await gate.close()
+    await fake?.close()
+    process.exit(0)
+  }
+  process.on('SIGINT', shutdown)
+  process.on('SIGTERM', shutdown)
+}
+
+const runDirectly = process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)
+if (runDirectly) await main()

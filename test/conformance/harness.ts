@@ -92,7 +92,7 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
 
 function emailOf(native: Native): unknown {
   const body = isKoa ? (native as GuardContext).request.body : (native as GuardRequest).body
-  return body?.email
+  return (body as Record<string, unknown> | undefined)?.email
 }
 
 async function buildHandler(

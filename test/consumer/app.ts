@@ -17,7 +17,8 @@ export function expressApp(decisions: Decision[]): express.Express {
   app.post(
     '/login',
     express.urlencoded({ extended: false }),
-    gate.checkpoint({ event: 'login', email: (req) => req.body?.email }),
+    // Extractors get Express's own `Request` (`req.get`), from the consumer's @types/express.
+    gate.checkpoint({ event: 'login', email: (req) => req.body?.email, deviceToken: (req) => req.get('x-device-token') }),
     (_req, res) => {
       res.send('Signed in')
     },

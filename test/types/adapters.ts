@@ -1,6 +1,8 @@
 /**
  * Compile-time check that the adapters fit every supported framework's own types:
  * `tsc -p test/tsconfig.json` fails if `app.use(gate)` or a checkpoint stops type-checking.
+ * Here both major versions share one program (as in a monorepo with both type packages); the
+ * hooks' own types are checked per version in express.ts and koa.ts.
  */
 import { guard as expressGuard } from '@sallyport/express'
 import { guard as koaGuard } from '@sallyport/koa'
@@ -31,6 +33,9 @@ koa2.use((ctx) => {
   ctx.body = { verdict: ctx.state.sallyport?.verdict }
 })
 
+const signup = koaGate.checkpoint({ event: 'signup', email: (ctx) => (ctx.request.body as { email?: unknown } | undefined)?.email })
+koa2.use(signup)
+
 const koa3 = new Koa3()
 koa3.use(koaGate)
-koa3.use(koaGate.checkpoint({ event: 'signup', email: (ctx) => ctx.request.body?.email }))
+koa3.use(signup)

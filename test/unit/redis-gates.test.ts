@@ -5,7 +5,7 @@
  * still go through, within the decision budget.
  */
 import { type Decision, type DecisionBackend, localPolicies, MemoryStore, type Rule, type Store } from '@sallyport/core'
-import { type GuardRequest, guard } from '@sallyport/express'
+import { guard } from '@sallyport/express'
 import { type RedisStore, redisStore } from '@sallyport/redis'
 import express from 'express-5'
 import { Redis } from 'ioredis'
@@ -45,15 +45,10 @@ function instance(store: Store, gateTimeoutMs?: number): Instance {
   })
   let handled = 0
   const app = express()
-  app.post(
-    '/login',
-    express.json(),
-    gate.checkpoint({ event: 'login', email: (req: GuardRequest) => String(req.body?.email) }),
-    (_req, res) => {
-      handled++
-      res.json({ ok: true })
-    },
-  )
+  app.post('/login', express.json(), gate.checkpoint({ event: 'login', email: (req) => String(req.body?.email) }), (_req, res) => {
+    handled++
+    res.json({ ok: true })
+  })
   return { app, decisions, logs, handled: () => handled, close: () => gate.close() }
 }
 

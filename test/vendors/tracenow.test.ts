@@ -47,7 +47,8 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 
 function startSite(framework: Framework, fake: FakeTraceNow, options: SiteOptions): Promise<Site> {
   const isKoa = framework.startsWith('koa')
-  const bodyOf = (native: Native) => (isKoa ? (native as GuardContext).request.body : (native as GuardRequest).body)
+  const bodyOf = (native: Native) =>
+    (isKoa ? (native as GuardContext).request.body : (native as GuardRequest).body) as Record<string, unknown> | undefined
   const headerOf = (native: Native, name: string) => (isKoa ? (native as GuardContext).req : (native as GuardRequest)).headers[name]
   // The app names where each signal comes from: the parsed body at login, a header for the signup device token.
   const checkpoints: Record<string, CheckpointSpec<Native>> = {

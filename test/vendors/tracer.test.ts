@@ -98,7 +98,9 @@ async function startShop(framework: Framework, fake: FakeTracer, options: ShopOp
     const app = express()
     const gate = expressGuard(gateOptions as GateOptions<GuardRequest>)
     app.use(gate)
-    for (const [path, spec] of checkpoints((native) => (native as GuardRequest).body?.transaction)) {
+    for (const [path, spec] of checkpoints(
+      (native) => ((native as GuardRequest).body as Record<string, unknown> | undefined)?.transaction,
+    )) {
       app.post(path, express.json({ limit: '1mb' }), gate.checkpoint(spec as CheckpointSpec<GuardRequest>), (req, res) => {
         events.push(`route:${req.originalUrl}`)
         res.json({ ordered: true, decision: req.sallyport })
@@ -125,10 +127,9 @@ async function startShop(framework: Framework, fake: FakeTracer, options: ShopOp
     const app = new Koa()
     const gate = koaGuard(gateOptions as GateOptions<GuardContext>)
     const routes = new Map(
-      checkpoints((native) => (native as GuardContext).request.body?.transaction).map(([path, spec]) => [
-        path,
-        gate.checkpoint(spec as CheckpointSpec<GuardContext>),
-      ]),
+      checkpoints((native) => ((native as GuardContext).request.body as Record<string, unknown> | undefined)?.transaction).map(
+        ([path, spec]) => [path, gate.checkpoint(spec as CheckpointSpec<GuardContext>)],
+      ),
     )
     app.use(async (ctx, next) => {
       try {

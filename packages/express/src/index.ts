@@ -16,6 +16,7 @@ import {
   readRequestBody,
   type TrustFunction,
 } from '@sallyport/core'
+import type { Request as ExpressRequest } from 'express'
 
 declare global {
   namespace Express {
@@ -26,11 +27,14 @@ declare global {
   }
 }
 
-/** The parts of an Express request Sallyport reads; Express 4 and 5 requests both fit. */
+/**
+ * The parts of an Express request Sallyport reads; Express 4 and 5 requests both fit. It bounds
+ * the request type hooks receive, which is Express's own `Request` unless the app names another.
+ */
 export interface GuardRequest extends IncomingMessage {
   originalUrl?: string | undefined
   /** The parsed body, when a body parser ran first. */
-  body?: Record<string, unknown> | undefined
+  body?: unknown
   app?: { get(setting: string): unknown; settings?: Record<string, unknown> } | undefined
   res?: ServerResponse | undefined
   sallyport?: Decision | undefined
@@ -38,16 +42,22 @@ export interface GuardRequest extends IncomingMessage {
 
 export type NextFunction = (error?: unknown) => void
 
-export type GuardOptions = GateOptions<GuardRequest>
+/** `Req` is what hooks, `skip` functions and extractors receive. Defaults to Express's `Request`. */
+export type GuardOptions<Req extends GuardRequest = ExpressRequest> = GateOptions<Req>
 
-export interface GuardMiddleware {
-  (req: GuardRequest, res: ServerResponse, next: NextFunction): void
+/**
+ * Express middleware. It takes any request Sallyport can read, so Express 4 and 5 apps, routers
+ * and apps with their own request types all accept it; the hooks are typed with `Req`.
+ */
+export type GuardHandler = (req: GuardRequest, res: ServerResponse, next: NextFunction) => void
+
+export interface GuardMiddleware<Req extends GuardRequest = ExpressRequest> extends GuardHandler {
   /** Route middleware for a risk checkpoint (login, signup, checkout, …). Validated now. */
-  checkpoint(spec: CheckpointSpec<GuardRequest>): (req: GuardRequest, res: ServerResponse, next: NextFunction) => void
+  checkpoint(spec: CheckpointSpec<Req>): GuardHandler
   /** Releases backend connection pools, for clean shutdown. */
   close(): Promise<void>
   /** The core gate, for advanced use. */
-  readonly gate: Gate<GuardRequest>
+  readonly gate: Gate<Req>
 }
 
 /**
@@ -125,8 +135,8 @@ function appOf(req: GuardRequest): ExpressApp | undefined {
 }
 
 /** What the core reads of an Express request: one object per request, methods on the prototype. */
-class ExpressView implements RequestView<GuardRequest> {
-  readonly native: GuardRequest
+class ExpressView<Req extends GuardRequest> implements RequestView<Req> {
+  readonly native: Req
   readonly method: string
   readonly url: string
   readonly headers: IncomingHttpHeaders
@@ -134,7 +144,7 @@ class ExpressView implements RequestView<GuardRequest> {
   readonly encrypted: boolean
   readonly #res: ServerResponse
   // Reads of `req` are few on purpose: each one misses V8's caches (see `record`).
-  constructor(req: GuardRequest, res: ServerResponse) {
+  constructor(req: Req, res: ServerResponse) {
     this.native = req
     this.method = req.method ?? 'GET'
     this.url = req.originalUrl ?? req.url ?? '/'
@@ -208,9 +218,10 @@ function apply(outcome: Outcome, req: GuardRequest, res: ServerResponse, next: N
   else if (action.type === 'error') next(action.error)
 }
 
-function handler(gate: Gate<GuardRequest>, checkpoint: CompiledCheckpoint<GuardRequest> | undefined) {
-  return (req: GuardRequest, res: ServerResponse, next: NextFunction): void => {
-    const outcome = gate.decideNow(new ExpressView(req, res), checkpoint)
+function handler<Req extends GuardRequest>(gate: Gate<Req>, checkpoint: CompiledCheckpoint<Req> | undefined): GuardHandler {
+  return (req, res, next) => {
+    // The request Express passes is the app's `Req`: the type parameter is only the app's name for it.
+    const outcome = gate.decideNow(new ExpressView(req as Req, res), checkpoint)
     // Decided in process: answer in this tick, as if Sallyport were not there.
     if (!(outcome instanceof Promise)) {
       apply(outcome, req, res, next)
@@ -235,11 +246,12 @@ function handler(gate: Gate<GuardRequest>, checkpoint: CompiledCheckpoint<GuardR
 
 /**
  * Sallyport for Express 4 and 5. With no options it runs the embedded local policy engine.
- * Options are validated now: a bad one throws a `SallyportError` naming it.
+ * Options are validated now: a bad one throws a `SallyportError` naming it. Hooks receive
+ * Express's `Request`; an app with a request type of its own names it: `guard<AppRequest>(…)`.
  */
-export function guard(options?: GuardOptions): GuardMiddleware {
-  const gate = createGate<GuardRequest>(options)
-  const middleware = handler(gate, undefined) as GuardMiddleware
+export function guard<Req extends GuardRequest = ExpressRequest>(options?: GuardOptions<Req>): GuardMiddleware<Req> {
+  const gate = createGate<Req>(options)
+  const middleware = handler(gate, undefined) as GuardMiddleware<Req>
   Object.defineProperty(middleware, 'gate', { value: gate })
   middleware.checkpoint = (spec) => handler(gate, gate.checkpoint(spec))
   middleware.close = () => gate.close()

@@ -17,32 +17,45 @@ import {
   readRequestBody,
   type TrustFunction,
 } from '@sallyport/core'
+import type { Context } from 'koa'
 
-/** The parts of a Koa context Sallyport reads; Koa 2 and 3 contexts both fit. */
+/**
+ * The parts of a Koa context Sallyport reads; Koa 2 and 3 contexts both fit. It bounds the
+ * context type hooks receive, which is Koa's own `Context` unless the app names another.
+ */
 export interface GuardContext {
   req: IncomingMessage
   res: ServerResponse
   originalUrl: string
   state: Record<string, unknown> & { sallyport?: Decision | undefined }
   app: { proxy?: boolean; maxIpsCount?: number }
-  /** `body` is the parsed body, when a body parser ran first. */
-  request: { body?: Record<string, unknown> | undefined }
+  /**
+   * `body` is the parsed body, when a body parser ran first (they declare it `unknown` or `any`).
+   * `object &` keeps Koa's own `Request`, which has no `body` without a parser, assignable.
+   */
+  request: object & { body?: unknown }
   body?: unknown
-  respond?: boolean
+  respond?: boolean | undefined
 }
 
 export type Next = () => Promise<unknown>
 
-export type GuardOptions = GateOptions<GuardContext>
+/** `Ctx` is what hooks, `skip` functions and extractors receive. Defaults to Koa's `Context`. */
+export type GuardOptions<Ctx extends GuardContext = Context> = GateOptions<Ctx>
 
-export interface GuardMiddleware {
-  (ctx: GuardContext, next: Next): Promise<void>
+/**
+ * Koa middleware. It takes any context Sallyport can read, so Koa 2 and 3, routers and apps
+ * with their own context types all accept it; the hooks are typed with `Ctx`.
+ */
+export type GuardHandler = (ctx: GuardContext, next: Next) => Promise<void>
+
+export interface GuardMiddleware<Ctx extends GuardContext = Context> extends GuardHandler {
   /** Route middleware for a risk checkpoint (login, signup, checkout, …). Validated now. */
-  checkpoint(spec: CheckpointSpec<GuardContext>): (ctx: GuardContext, next: Next) => Promise<void>
+  checkpoint(spec: CheckpointSpec<Ctx>): GuardHandler
   /** Releases backend connection pools, for clean shutdown. */
   close(): Promise<void>
   /** The core gate, for advanced use. */
-  readonly gate: Gate<GuardContext>
+  readonly gate: Gate<Ctx>
 }
 
 const trustCache = new WeakMap<object, { proxy: boolean; max: number; trust: TrustFunction }>()
@@ -62,8 +75,8 @@ function koaTrust(app: GuardContext['app']): TrustFunction {
 }
 
 /** What the core reads of a Koa context: one object per request, methods on the prototype. */
-class KoaView implements RequestView<GuardContext> {
-  readonly native: GuardContext
+class KoaView<Ctx extends GuardContext> implements RequestView<Ctx> {
+  readonly native: Ctx
   readonly method: string
   readonly url: string
   readonly headers: IncomingHttpHeaders
@@ -72,7 +85,7 @@ class KoaView implements RequestView<GuardContext> {
   readonly body: unknown
   /** A body an earlier middleware set is not an answer to this decision; only a change is. */
   readonly #bodyBefore: unknown
-  constructor(ctx: GuardContext) {
+  constructor(ctx: Ctx) {
     const { req } = ctx
     this.native = ctx
     this.method = req.method ?? 'GET'
@@ -148,8 +161,10 @@ function proceed(outcome: Outcome, ctx: GuardContext, next: Next): Promise<void>
   return action.type === 'next' ? (next() as Promise<void>) : DONE
 }
 
-function handler(gate: Gate<GuardContext>, checkpoint: CompiledCheckpoint<GuardContext> | undefined) {
-  return (ctx: GuardContext, next: Next): Promise<void> => {
+function handler<Ctx extends GuardContext>(gate: Gate<Ctx>, checkpoint: CompiledCheckpoint<Ctx> | undefined): GuardHandler {
+  return (context, next) => {
+    // The context Koa passes is the app's `Ctx`: the type parameter is only the app's name for it.
+    const ctx = context as Ctx
     let outcome: Outcome | Promise<Outcome>
     try {
       outcome = gate.decideNow(new KoaView(ctx), checkpoint)
@@ -164,11 +179,12 @@ function handler(gate: Gate<GuardContext>, checkpoint: CompiledCheckpoint<GuardC
 
 /**
  * Sallyport for Koa 2 and 3. With no options it runs the embedded local policy engine.
- * Options are validated now: a bad one throws a `SallyportError` naming it.
+ * Options are validated now: a bad one throws a `SallyportError` naming it. Hooks receive Koa's
+ * `Context`; an app with a context type of its own names it: `guard<AppContext>(…)`.
  */
-export function guard(options?: GuardOptions): GuardMiddleware {
-  const gate = createGate<GuardContext>(options)
-  const middleware = handler(gate, undefined) as GuardMiddleware
+export function guard<Ctx extends GuardContext = Context>(options?: GuardOptions<Ctx>): GuardMiddleware<Ctx> {
+  const gate = createGate<Ctx>(options)
+  const middleware = handler(gate, undefined) as GuardMiddleware<Ctx>
   Object.defineProperty(middleware, 'gate', { value: gate })
   middleware.checkpoint = (spec) => handler(gate, gate.checkpoint(spec))
   middleware.close = () => gate.close()

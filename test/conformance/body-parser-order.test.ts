@@ -109,12 +109,16 @@ describe(`a checkpoint before the body parser (${framework})`, () => {
   })
 
   // Express 4's parsers leave `req.body = {}` for a type they do not read, Express 5's leave it undefined.
-  it.runIf(!isKoa)('Express: notices a body that the parser run earlier did not take, and says nothing for one it did', async () => {
-    const parsedEarlier = await start({ jsonParserFirst: true, checkpointBeforeBodyParser: true })
-    await login(parsedEarlier.current).expect(200)
-    expect(forCode(parsedEarlier.warned)).toEqual([])
-    await request(parsedEarlier.current.url).post('/login').type('form').send({ email: 'ada@example.com' }).expect(200)
-    expect(forCode(parsedEarlier.warned)).toHaveLength(1)
-    expect(forCode(parsedEarlier.warned)[0]?.details.contentType).toBe('application/x-www-form-urlencoded')
-  })
+  // Only Express apps mount a body parser before the whole site (the harness's jsonParserFirst);
+  // the case does not exist on Koa, so it is defined for Express alone rather than skipped.
+  if (!isKoa) {
+    it('Express: notices a body that the parser run earlier did not take, and says nothing for one it did', async () => {
+      const parsedEarlier = await start({ jsonParserFirst: true, checkpointBeforeBodyParser: true })
+      await login(parsedEarlier.current).expect(200)
+      expect(forCode(parsedEarlier.warned)).toEqual([])
+      await request(parsedEarlier.current.url).post('/login').type('form').send({ email: 'ada@example.com' }).expect(200)
+      expect(forCode(parsedEarlier.warned)).toHaveLength(1)
+      expect(forCode(parsedEarlier.warned)[0]?.details.contentType).toBe('application/x-www-form-urlencoded')
+    })
+  }
 })

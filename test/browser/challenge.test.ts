@@ -4,11 +4,11 @@
  * let through on its next visit. A browser without JavaScript stays challenged.
  */
 import { mkdirSync } from 'node:fs'
-import { type Browser, chromium } from 'playwright-core'
+import type { Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { framework, type Site, startSite } from '../conformance/harness.js'
+import { launchChromium } from './chromium.js'
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const SHOTS = new URL('../../test-results/', import.meta.url)
 
 let browser: Browser
@@ -16,19 +16,7 @@ let site: Site
 
 beforeAll(async () => {
   mkdirSync(SHOTS, { recursive: true })
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  })
+  browser = await launchChromium()
   // Bare defaults: the local policy engine and its self-hosted challenge.
   site = await startSite({ gate: {} })
 })

@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto'
 import { CLEARANCE_COOKIE, createChallengeService, type DecisionBackend, MemoryStore, type Store } from '@sallyport/core'
 import request from 'supertest'
 import { afterEach, describe, expect, it } from 'vitest'
 import { framework, type Site, startSite } from './harness.js'
+import { solveChallengePage } from './proof-of-work.js'
 
 let site: Site | undefined
 afterEach(async () => {
@@ -26,24 +26,7 @@ function challenging(clock: { now: number }, store: Store = new MemoryStore()): 
   }
 }
 
-interface PageChallenge {
-  challenge: { parameters: { salt: string; nonce: string; keyPrefix: string } }
-  max: number
-}
-
-/** Does what the page's script does: find the counter whose SHA-256 key has the signed prefix. */
-function solve(html: string): string {
-  const json = /<script type="application\/json" id="sp-challenge">([^<]*)<\/script>/.exec(html)?.[1]
-  const data = JSON.parse(json ?? 'null') as PageChallenge
-  const { salt, nonce, keyPrefix } = data.challenge.parameters
-  const base = Buffer.concat([Buffer.from(salt, 'hex'), Buffer.from(nonce, 'hex'), Buffer.alloc(4)])
-  for (let counter = 0; counter <= data.max; counter++) {
-    base.writeUInt32BE(counter, base.length - 4)
-    const key = createHash('sha256').update(base).digest('hex')
-    if (key.startsWith(keyPrefix)) return JSON.stringify({ challenge: data.challenge, solution: { counter, derivedKey: key } })
-  }
-  throw new Error('unsolvable')
-}
+const solve = solveChallengePage
 
 async function passChallenge(current: Site, path: string, userAgent = BROWSER) {
   const first = await request(current.url).get(path).set('Accept', HTML).set('User-Agent', userAgent).expect(302)

@@ -1,9 +1,9 @@
 /** Attacks and misconfigurations found in review, each pinned by a test. */
-import { createHash } from 'node:crypto'
 import { type DecisionBackend, localPolicies, type Verdict } from '@sallyport/core'
 import request from 'supertest'
 import { afterEach, describe, expect, it } from 'vitest'
 import { framework, rawRequest, type Site, startSite } from './harness.js'
+import { solveChallengePage } from './proof-of-work.js'
 
 let site: Site | undefined
 afterEach(async () => {
@@ -92,19 +92,7 @@ describe(`the challenge behind other body parsers (${framework})`, () => {
     site = await startSite({ jsonParserFirst: true, gate: { backend: quietLocal({ difficulty: 2000 }) } })
     const agent = 'Mozilla/5.0 (X11; Linux x86_64) Sallyport-Test'
     const page = await request(site.url).get('/.sallyport/challenge').set('User-Agent', agent).expect(200)
-    const json = /<script type="application\/json" id="sp-challenge">([^<]*)<\/script>/.exec(page.text)?.[1]
-    const data = JSON.parse(json ?? 'null') as {
-      challenge: { parameters: { salt: string; nonce: string; keyPrefix: string } }
-      max: number
-    }
-    const { salt, nonce, keyPrefix } = data.challenge.parameters
-    const base = Buffer.concat([Buffer.from(salt, 'hex'), Buffer.from(nonce, 'hex'), Buffer.alloc(4)])
-    let payload = ''
-    for (let counter = 0; counter <= data.max && payload === ''; counter++) {
-      base.writeUInt32BE(counter, base.length - 4)
-      const key = createHash('sha256').update(base).digest('hex')
-      if (key.startsWith(keyPrefix)) payload = JSON.stringify({ challenge: data.challenge, solution: { counter, derivedKey: key } })
-    }
+    const payload = solveChallengePage(page.text)
     await request(site.url)
       .post('/.sallyport/verify')
       .type('form')

@@ -14,8 +14,12 @@ export interface IpqsThresholds {
 }
 
 export interface IpqsOptions {
-  /** API key, sent only in the `IPQS-KEY` header: never in a URL, a log line or an error message. */
-  key: string
+  /**
+   * API key, sent only in the `IPQS-KEY` header: never in a URL, a log line or an error
+   * message. Typed to take `process.env.…` as it is: unset or empty, `ipqs()` throws
+   * `SP_INVALID_OPTION` naming `IPQS_KEY`.
+   */
+  key: string | undefined
   /** API base URL, for a proxy or tests; a path prefix is kept. Defaults to `https://www.ipqualityscore.com`. */
   baseUrl?: string
   /** How in-depth the lookup is, 0 to 3; higher finds more and misjudges more. Defaults to 0, as IPQualityScore advises to start. */
@@ -166,7 +170,8 @@ export function resolveOptions(options: IpqsOptions): ResolvedIpqsOptions {
   if (options.transactionStrictness !== undefined) parameters.transaction_strictness = options.transactionStrictness
 
   return {
-    key: options.key,
+    // Checked above: unset or empty throws naming IPQS_KEY.
+    key: options.key as string,
     endpoint: endpointOf(options.baseUrl ?? DEFAULT_BASE_URL),
     parameters,
     challengeAt,

@@ -3,8 +3,12 @@ import type { Dispatcher } from 'undici'
 import { z } from 'zod'
 
 export interface TraceNowOptions {
-  /** Secret key (`tn_live_…`), sent as a Bearer token. Never logged, never put in a URL or an error message. */
-  secretKey: string
+  /**
+   * Secret key (`tn_live_…`), sent as a Bearer token. Never logged, never put in a URL or an
+   * error message. Typed to take `process.env.…` as it is: unset or empty, `tracenow()` throws
+   * `SP_INVALID_OPTION` naming `TRACENOW_SECRET_KEY`.
+   */
+  secretKey: string | undefined
   /**
    * API base URL; a path prefix is kept (`https://proxy.example/tracenow` calls `…/tracenow/trace`).
    * Defaults to `https://api.tracenow.io`.

@@ -34,8 +34,12 @@ export type {
 export type TransactionMapper = (transaction: Record<string, unknown>, input: DecisionInput) => TracerTransaction | null
 
 export interface TracerOptions {
-  /** Sent as the `X-API-Key` header. Never logged, never in a URL or an error message. */
-  apiKey: string
+  /**
+   * Sent as the `X-API-Key` header. Never logged, never in a URL or an error message. Typed to
+   * take `process.env.…` as it is: unset or empty, `tracer()` throws `SP_INVALID_OPTION` naming
+   * `TRACER_API_KEY`.
+   */
+  apiKey: string | undefined
   /** Where Tracer runs, e.g. `https://tracer.internal.example`; `/v1/validations` is appended. */
   baseUrl: string
   /**
@@ -97,7 +101,10 @@ function invalid(option: string, accepted: string): SallyportError {
 }
 
 /** Fails fast, naming the option; the key's value never appears in the error. */
-function checkOptions(options: unknown): TracerOptions {
+/** The options once checked: the key is set. */
+type CheckedTracerOptions = TracerOptions & { apiKey: string }
+
+function checkOptions(options: unknown): CheckedTracerOptions {
   if (typeof options !== 'object' || options === null) throw invalid('options', 'an object { apiKey, baseUrl, … }')
   for (const key of Object.keys(options)) {
     if (!(key in schemas)) throw invalid(key.slice(0, 64), `a known option (${Object.keys(schemas).join(', ')})`)
@@ -109,7 +116,7 @@ function checkOptions(options: unknown): TracerOptions {
     if (option === 'apiKey' && isUnsetKey(value)) throw unsetKey('tracer', option, 'TRACER_API_KEY', value)
     if (!schema.safeParse(value).success) throw invalid(option, accepted)
   }
-  return options as TracerOptions
+  return options as CheckedTracerOptions
 }
 
 function endpointOf(base: string): URL {

@@ -13,10 +13,16 @@ import type { Dispatcher } from 'undici'
 import { z } from 'zod'
 
 export interface TrustedAccountsOptions {
-  /** Secret key, sent as a Bearer token. Never logged. */
-  secretKey: string
-  /** Publishable key, passed to the hosted challenge and block pages. */
-  publishableKey: string
+  /**
+   * Secret key, sent as a Bearer token. Never logged. Typed to take `process.env.…` as it is:
+   * unset or empty, `trustedAccounts()` throws `SP_INVALID_OPTION` naming `TRUSTED_ACCOUNTS_SECRET_KEY`.
+   */
+  secretKey: string | undefined
+  /**
+   * Publishable key, passed to the hosted challenge and block pages. Unset or empty,
+   * `trustedAccounts()` throws `SP_INVALID_OPTION` naming `TRUSTED_ACCOUNTS_PUBLISHABLE_KEY`.
+   */
+  publishableKey: string | undefined
   /** API origin. Defaults to `https://api.trustedaccounts.org`. */
   baseUrl?: string
   /** Hosted challenge page. Defaults to `https://challenge.trustedaccounts.org/challenge.html`. */
@@ -135,8 +141,9 @@ export function trustedAccounts(options: TrustedAccountsOptions): DecisionBacken
     ...(options.maxResponseSize === undefined ? {} : { maxResponseSize: options.maxResponseSize }),
     ...(options.dispatcher === undefined ? {} : { dispatcher: options.dispatcher }),
   })
-  const headers = { authorization: `Bearer ${options.secretKey}` }
-  const { publishableKey } = options
+  // Both keys were checked above: unset or empty throws naming the environment variable.
+  const { secretKey, publishableKey } = options as TrustedAccountsOptions & { secretKey: string; publishableKey: string }
+  const headers = { authorization: `Bearer ${secretKey}` }
 
   return {
     name: 'trusted-accounts',

@@ -22,11 +22,22 @@ import { fakeTraceNow } from '@sallyport/testing'
 import { tracenow } from '@sallyport/tracenow'
 import express from 'express'
 
-/** One line per decision: which backend said what. */
+/** @typedef {{ verdict: string, source?: string, reason?: string }} BackendPart */
+
+/**
+ * @param {unknown} part
+ * @returns {part is BackendPart}
+ */
+const isBackendPart = (part) => typeof part === 'object' && part !== null && 'verdict' in part
+
+/**
+ * One line per decision: which backend said what.
+ * @param {import('@sallyport/express').Decision} decision
+ */
 function describe(decision) {
-  const parts = Object.entries(decision.signals)
-    .filter(([, part]) => typeof part === 'object' && part !== null && 'verdict' in part)
-    .map(([name, part]) => `${name}: ${part.verdict} (${part.source}${part.reason ? `, ${part.reason}` : ''})`)
+  const parts = Object.entries(decision.signals).flatMap(([name, part]) =>
+    isBackendPart(part) ? [`${name}: ${part.verdict} (${part.source}${part.reason ? `, ${part.reason}` : ''})`] : [],
+  )
   return `${decision.verdict.padEnd(9)} ${decision.reason ?? '-'}  [${parts.join(' · ')}]`
 }
 
@@ -54,6 +65,10 @@ export function createApp(traceNowOptions, extras = {}) {
     express.urlencoded({ extended: false, limit: '8kb' }),
     express.json({ limit: '8kb' }),
     gate.checkpoint({ event: 'login', email: (req) => req.body?.email }),
+    /**
+     * @param {import('express').Request} req
+     * @param {import('express').Response} res
+     */
     (req, res) => {
       res.json({ signedIn: req.body?.email, verdict: req.sallyport?.verdict, reason: req.sallyport?.reason })
     },
@@ -61,25 +76,35 @@ export function createApp(traceNowOptions, extras = {}) {
   return { app, gate }
 }
 
-/** Starts `app` on `host:port` (0 picks a free port). */
+/**
+ * Starts `app` on `host:port` (0 picks a free port).
+ * @param {import('node:http').RequestListener} app
+ * @param {{ port?: number, host?: string }} [options]
+ */
 export async function listen(app, { port = 0, host = '127.0.0.1' } = {}) {
   const server = createServer(app)
-  await new Promise((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, host, () => {
-      server.off('error', reject)
-      resolve()
+  await /** @type {Promise<void>} */ (
+    new Promise((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(port, host, () => {
+        server.off('error', reject)
+        resolve()
+      })
     })
-  })
+  )
   const address = server.address()
+  // A TCP listener always has an AddressInfo; null and string are for closed servers and pipes.
+  if (address === null || typeof address === 'string') throw new Error(`Unexpected server address ${address}`)
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`
   return {
     url,
     close: () =>
-      new Promise((resolve) => {
-        server.close(() => resolve())
-        server.closeAllConnections()
-      }),
+      /** @type {Promise<void>} */ (
+        new Promise((resolve) => {
+          server.close(() => resolve())
+          server.closeAllConnections()
+        })
+      ),
   }
 }
 
@@ -90,7 +115,9 @@ async function main() {
     process.exit(1)
   }
   const host = process.env.HOST ?? '127.0.0.1'
+  /** @type {import('@sallyport/testing').FakeTraceNow | undefined} */
   let fake
+  /** @type {import('@sallyport/tracenow').TraceNowOptions} */
   let traceNowOptions
   if (process.env.TRACENOW_SECRET_KEY) {
     traceNowOptions = { secretKey: process.env.TRACENOW_SECRET_KEY }
@@ -110,7 +137,7 @@ async function main() {
   try {
     site = await listen(app, { port, host })
   } catch (error) {
-    console.error(`Cannot listen on ${host}:${port}: ${error.message}`)
+    console.error(`Cannot listen on ${host}:${port}: ${error instanceof Error ? error.message : error}`)
     await gate.close()
     await fake?.close()
     process.exit(1)
@@ -122,6 +149,7 @@ async function main() {
   // Ctrl+C reaches this process twice under `pnpm start` (from the terminal, then forwarded by
   // pnpm): `on`, not `once`, so the second one is ignored instead of killing the process mid-close.
   let closing = false
+  /** @param {NodeJS.Signals} signal */
   const shutdown = async (signal) => {
     if (closing) return
     closing = true

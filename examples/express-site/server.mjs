@@ -23,15 +23,24 @@ export const PRODUCTS = [
 /** Denied by the local engine when started directly: a documentation address (RFC 5737) to try with X-Forwarded-For. */
 export const DENIED_IPS = ['203.0.113.66']
 
+/** @param {unknown} text */
 const escapeHtml = (text) => String(text).replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`)
 
-/** One line about the decision Sallyport made for this request, for the page footer. */
+/**
+ * One line about the decision Sallyport made for this request, for the page footer.
+ * @param {import('@sallyport/express').Decision | undefined} decision
+ */
 function describe(decision) {
   if (decision === undefined) return 'no decision'
   const reason = decision.reason === null ? '' : `, reason ${decision.reason}`
   return `${decision.verdict} (${decision.source} ${decision.backend}${reason}, ${decision.latencyMs.toFixed(1)} ms)`
 }
 
+/**
+ * @param {import('express').Request} req
+ * @param {string} title
+ * @param {string} body
+ */
 function page(req, title, body) {
   return `<!doctype html>
 <html lang="en">
@@ -109,6 +118,10 @@ export function createApp(options = {}) {
     express.urlencoded({ extended: false, limit: '16kb' }),
     express.json({ limit: '16kb' }),
     gate.checkpoint({ event: 'login', email: (req) => req.body?.email }),
+    /**
+     * @param {import('express').Request} req
+     * @param {import('express').Response} res
+     */
     (req, res) => {
       const email = typeof req.body?.email === 'string' ? req.body.email : ''
       if (email === '') {
@@ -124,38 +137,48 @@ export function createApp(options = {}) {
   )
 
   // A malformed body is the client's mistake: answer 400 without logging a stack trace.
-  app.use((error, _req, res, next) => {
-    const status = error?.status ?? error?.statusCode
-    if (res.headersSent || !Number.isInteger(status) || status < 400 || status > 499) return next(error)
-    res.status(status).json({ error: status === 413 ? 'body_too_large' : 'bad_request' })
-  })
+  app.use(
+    /** @type {import('express').ErrorRequestHandler} */ (error, _req, res, next) => {
+      const status = error?.status ?? error?.statusCode
+      if (res.headersSent || !Number.isInteger(status) || status < 400 || status > 499) return next(error)
+      res.status(status).json({ error: status === 413 ? 'body_too_large' : 'bad_request' })
+    },
+  )
 
   return { app, gate }
 }
 
 /**
  * Starts `app` on `host:port` (0 picks a free port).
+ * @param {import('node:http').RequestListener} app
+ * @param {{ port?: number, host?: string }} [options]
  * @returns {Promise<{ server: import('node:http').Server, url: string, close(): Promise<void> }>}
  */
 export async function listen(app, { port = 0, host = '127.0.0.1' } = {}) {
   const server = createServer(app)
-  await new Promise((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, host, () => {
-      server.off('error', reject)
-      resolve()
+  await /** @type {Promise<void>} */ (
+    new Promise((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(port, host, () => {
+        server.off('error', reject)
+        resolve()
+      })
     })
-  })
+  )
   const address = server.address()
+  // A TCP listener always has an AddressInfo; null and string are for closed servers and pipes.
+  if (address === null || typeof address === 'string') throw new Error(`Unexpected server address ${address}`)
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`
   return {
     server,
     url,
     close: () =>
-      new Promise((resolve) => {
-        server.close(() => resolve())
-        server.closeIdleConnections()
-      }),
+      /** @type {Promise<void>} */ (
+        new Promise((resolve) => {
+          server.close(() => resolve())
+          server.closeIdleConnections()
+        })
+      ),
   }
 }
 
@@ -187,7 +210,7 @@ async function main() {
   try {
     site = await listen(app, { port, host })
   } catch (error) {
-    console.error(`Cannot listen on ${host}:${port}: ${error.message}`)
+    console.error(`Cannot listen on ${host}:${port}: ${error instanceof Error ? error.message : error}`)
     await gate.close()
     process.exit(1)
   }
@@ -197,6 +220,7 @@ async function main() {
   // Ctrl+C reaches this process twice under `pnpm start` (from the terminal, then forwarded by
   // pnpm): `on`, not `once`, so the second one is ignored instead of killing the process mid-close.
   let closing = false
+  /** @param {NodeJS.Signals} signal */
   const shutdown = async (signal) => {
     if (closing) return
     closing = true

@@ -19,16 +19,29 @@ import { fakeIpqs } from '@sallyport/testing'
 import express from 'express'
 
 /** Visitors the fake scores badly, so each verdict can be tried from one machine. */
+/** @type {Record<string, { fraudScore: number, fields?: Record<string, boolean>, note: string }>} */
 export const FAKE_VISITORS = {
   '203.0.113.66': { fraudScore: 96, note: 'fraud_score 96: denied' },
   '198.51.100.77': { fraudScore: 81, note: 'fraud_score 81: challenged' },
   '192.0.2.99': { fraudScore: 40, fields: { tor: true, active_tor: true }, note: 'a Tor exit: challenged (onTor)' },
 }
 
+/** @param {unknown} text */
 const escapeHtml = (text) => String(text).replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`)
+/** @param {string} text */
 const sha256 = (text) => createHash('sha256').update(text, 'utf8').digest('hex')
+/**
+ * A trimmed string field of a parsed body, or '' when it is missing or not a string.
+ * @param {any} body the parsed request body (JSON or a form), validated here
+ * @param {string} name
+ * @returns {string}
+ */
 const field = (body, name) => (typeof body?.[name] === 'string' ? body[name].trim() : '')
 
+/**
+ * @param {string} title
+ * @param {string} body
+ */
 function page(title, body) {
   return `<!doctype html>
 <html lang="en">
@@ -93,13 +106,17 @@ export function createApp(vendor, options = {}) {
       // A challenge at signup: ask for email verification instead of a bare 403.
       challenge: (decision, req) => {
         const reason = `Reason: ${decision.reason}.`
-        if (req.accepts(['html', 'json']) === 'json') req.res.status(403).json({ error: 'verification_required', reason: decision.reason })
+        if (req.accepts(['html', 'json']) === 'json') req.res?.status(403).json({ error: 'verification_required', reason: decision.reason })
         else
           req.res
-            .status(403)
+            ?.status(403)
             .send(page('One more step', `<p>We need to verify your email before creating this account. ${escapeHtml(reason)}</p>`))
       },
     }),
+    /**
+     * @param {import('express').Request} req
+     * @param {import('express').Response} res
+     */
     (req, res) => {
       const username = field(req.body, 'username')
       const email = field(req.body, 'email')
@@ -120,36 +137,52 @@ export function createApp(vendor, options = {}) {
   )
 
   // Sallyport hands invalid checkpoint data to the app as a 400; answer it without a stack trace.
-  app.use((error, _req, res, _next) => {
-    res.status(error.statusCode ?? 500).json({ error: error.code ?? 'internal_error', message: error.expose ? error.message : undefined })
-  })
+  app.use(
+    /**
+     * @param {any} error whatever a middleware threw; only its HTTP fields are read
+     * @param {import('express').Request} _req
+     * @param {import('express').Response} res
+     * @param {import('express').NextFunction} _next
+     */
+    (error, _req, res, _next) => {
+      res.status(error.statusCode ?? 500).json({ error: error.code ?? 'internal_error', message: error.expose ? error.message : undefined })
+    },
+  )
 
   return { app, gate }
 }
 
 /**
  * Starts `app` on `host:port` (0 picks a free port).
+ * @param {import('node:http').RequestListener} app
+ * @param {{ port?: number, host?: string }} [options]
  * @returns {Promise<{ server: import('node:http').Server, url: string, close(): Promise<void> }>}
  */
 export async function listen(app, { port = 0, host = '127.0.0.1' } = {}) {
   const server = createServer(app)
-  await new Promise((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, host, () => {
-      server.off('error', reject)
-      resolve()
+  await /** @type {Promise<void>} */ (
+    new Promise((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(port, host, () => {
+        server.off('error', reject)
+        resolve()
+      })
     })
-  })
+  )
   const address = server.address()
+  // A TCP listener always has an AddressInfo; null and string are for closed servers and pipes.
+  if (address === null || typeof address === 'string') throw new Error(`Unexpected server address ${address}`)
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`
   return {
     server,
     url,
     close: () =>
-      new Promise((resolve) => {
-        server.close(() => resolve())
-        server.closeAllConnections()
-      }),
+      /** @type {Promise<void>} */ (
+        new Promise((resolve) => {
+          server.close(() => resolve())
+          server.closeAllConnections()
+        })
+      ),
   }
 }
 
@@ -157,7 +190,7 @@ export async function listen(app, { port = 0, host = '127.0.0.1' } = {}) {
 export function startFake() {
   return fakeIpqs({
     decide(params) {
-      const scripted = FAKE_VISITORS[params.ip]
+      const scripted = typeof params.ip === 'string' ? FAKE_VISITORS[params.ip] : undefined
       if (scripted !== undefined) return scripted
       if (/bot|crawler|spider|curl|python-requests/i.test(String(params.user_agent ?? ''))) {
         return { fraudScore: 70, fields: { bot_status: true } }
@@ -174,17 +207,18 @@ async function main() {
     process.exit(1)
   }
   const host = process.env.HOST ?? '127.0.0.1'
-  const fake = process.env.IPQS_KEY ? undefined : await startFake()
+  const key = process.env.IPQS_KEY
+  const fake = key ? undefined : await startFake()
   const vendor =
     fake === undefined
-      ? { key: process.env.IPQS_KEY, ...(process.env.IPQS_BASE_URL ? { baseUrl: process.env.IPQS_BASE_URL } : {}) }
+      ? { key: key ?? '', ...(process.env.IPQS_BASE_URL ? { baseUrl: process.env.IPQS_BASE_URL } : {}) }
       : { key: fake.key, baseUrl: fake.url }
   const { app, gate } = createApp(vendor)
   let site
   try {
     site = await listen(app, { port, host })
   } catch (error) {
-    console.error(`Cannot listen on ${host}:${port}: ${error.message}`)
+    console.error(`Cannot listen on ${host}:${port}: ${error instanceof Error ? error.message : error}`)
     await gate.close()
     await fake?.close()
     process.exit(1)
@@ -205,6 +239,7 @@ async function main() {
   // Ctrl+C reaches this process twice under `pnpm start` (from the terminal, then forwarded by
   // pnpm): `on`, not `once`, so the second one is ignored instead of killing the process mid-close.
   let closing = false
+  /** @param {NodeJS.Signals} signal */
   const shutdown = async (signal) => {
     if (closing) return
     closing = true

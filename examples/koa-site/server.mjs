@@ -180,27 +180,35 @@ export function createApp(options = {}) {
 
 /**
  * Starts `app` on `host:port` (0 picks a free port).
+ * @param {import('koa')} app
+ * @param {{ port?: number, host?: string }} [options]
  * @returns {Promise<{ server: import('node:http').Server, url: string, close(): Promise<void> }>}
  */
 export async function listen(app, { port = 0, host = '127.0.0.1' } = {}) {
   const server = createServer(app.callback())
-  await new Promise((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, host, () => {
-      server.off('error', reject)
-      resolve()
+  await /** @type {Promise<void>} */ (
+    new Promise((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(port, host, () => {
+        server.off('error', reject)
+        resolve()
+      })
     })
-  })
+  )
   const address = server.address()
+  // A TCP listener always has an AddressInfo; null and string are for closed servers and pipes.
+  if (address === null || typeof address === 'string') throw new Error(`Unexpected server address ${address}`)
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`
   return {
     server,
     url,
     close: () =>
-      new Promise((resolve) => {
-        server.close(() => resolve())
-        server.closeIdleConnections()
-      }),
+      /** @type {Promise<void>} */ (
+        new Promise((resolve) => {
+          server.close(() => resolve())
+          server.closeIdleConnections()
+        })
+      ),
   }
 }
 
@@ -232,7 +240,7 @@ async function main() {
   try {
     site = await listen(app, { port, host })
   } catch (error) {
-    console.error(`Cannot listen on ${host}:${port}: ${error.message}`)
+    console.error(`Cannot listen on ${host}:${port}: ${error instanceof Error ? error.message : error}`)
     await gate.close()
     process.exit(1)
   }
@@ -242,6 +250,7 @@ async function main() {
   // Ctrl+C reaches this process twice under `pnpm start` (from the terminal, then forwarded by
   // pnpm): `on`, not `once`, so the second one is ignored instead of killing the process mid-close.
   let closing = false
+  /** @param {NodeJS.Signals} signal */
   const shutdown = async (signal) => {
     if (closing) return
     closing = true

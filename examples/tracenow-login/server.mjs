@@ -24,6 +24,7 @@ a first signup for an address → partial signals, so Sallyport asks once more.<
 /**
  * The demo page. With a publishable key, TraceNow's browser snippet runs and its device token
  * goes along with each form; without one, the forms send what they have.
+ * @param {{ publishableKey: string | undefined, offline: boolean }} options
  */
 function page({ publishableKey, offline }) {
   const snippet =
@@ -69,8 +70,12 @@ for (const form of document.querySelectorAll('form')) {
 `
 }
 
-/** What the example's fake TraceNow answers, so each verdict can be tried offline. */
+/**
+ * What the example's fake TraceNow answers, so each verdict can be tried offline.
+ * @returns {(body: import('@sallyport/testing').TraceNowBody) => import('@sallyport/testing').TraceNowReply}
+ */
 export function exampleRules() {
+  /** @type {Set<string>} */
   const seen = new Set()
   return (body) => {
     const email = body.email?.toLowerCase() ?? ''
@@ -83,7 +88,10 @@ export function exampleRules() {
   }
 }
 
-/** A short summary of the decision for the JSON answers. */
+/**
+ * A short summary of the decision for the JSON answers.
+ * @param {import('@sallyport/express').Decision | undefined} decision
+ */
 function summary(decision) {
   if (decision === undefined) return undefined
   const { verdict, reason, source, requestId, complete, latencyMs } = decision
@@ -115,6 +123,10 @@ export function createApp(traceNowOptions, extras = {}) {
     '/login',
     json,
     gate.checkpoint({ event: 'login', email: (req) => req.body?.email, deviceToken: (req) => req.body?.deviceToken }),
+    /**
+     * @param {import('express').Request} req
+     * @param {import('express').Response} res
+     */
     (req, res) => {
       // A demo: any password signs you in. Your own check goes here.
       res.json({ ok: true, signedIn: req.body?.email, sallyport: summary(req.sallyport) })
@@ -131,6 +143,10 @@ export function createApp(traceNowOptions, extras = {}) {
       deviceToken: (req) => req.get('x-device-token'),
       awaitCompleteSignals: { delayMs: 300 },
     }),
+    /**
+     * @param {import('express').Request} req
+     * @param {import('express').Response} res
+     */
     (req, res) => {
       res.status(201).json({ ok: true, created: req.body?.email, sallyport: summary(req.sallyport) })
     },
@@ -139,25 +155,35 @@ export function createApp(traceNowOptions, extras = {}) {
   return { app, gate }
 }
 
-/** Starts `app` on `host:port` (0 picks a free port). */
+/**
+ * Starts `app` on `host:port` (0 picks a free port).
+ * @param {import('node:http').RequestListener} app
+ * @param {{ port?: number, host?: string }} [options]
+ */
 export async function listen(app, { port = 0, host = '127.0.0.1' } = {}) {
   const server = createServer(app)
-  await new Promise((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, host, () => {
-      server.off('error', reject)
-      resolve()
+  await /** @type {Promise<void>} */ (
+    new Promise((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(port, host, () => {
+        server.off('error', reject)
+        resolve()
+      })
     })
-  })
+  )
   const address = server.address()
+  // A TCP listener always has an AddressInfo; null and string are for closed servers and pipes.
+  if (address === null || typeof address === 'string') throw new Error(`Unexpected server address ${address}`)
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`
   return {
     url,
     close: () =>
-      new Promise((resolve) => {
-        server.close(() => resolve())
-        server.closeAllConnections()
-      }),
+      /** @type {Promise<void>} */ (
+        new Promise((resolve) => {
+          server.close(() => resolve())
+          server.closeAllConnections()
+        })
+      ),
   }
 }
 
@@ -169,7 +195,9 @@ async function main() {
   }
   const host = process.env.HOST ?? '127.0.0.1'
 
+  /** @type {import('@sallyport/testing').FakeTraceNow | undefined} */
   let fake
+  /** @type {import('@sallyport/tracenow').TraceNowOptions} */
   let traceNowOptions
   if (process.env.TRACENOW_SECRET_KEY) {
     traceNowOptions = { secretKey: process.env.TRACENOW_SECRET_KEY }
@@ -179,6 +207,7 @@ async function main() {
     traceNowOptions = { secretKey: fake.secretKey, baseUrl: fake.url }
   }
 
+  /** @param {import('@sallyport/express').Decision} decision */
   const onDecision = (decision) => {
     const complete = decision.complete ? '' : ' (partial signals)'
     console.log(
@@ -194,7 +223,7 @@ async function main() {
   try {
     site = await listen(app, { port, host })
   } catch (error) {
-    console.error(`Cannot listen on ${host}:${port}: ${error.message}`)
+    console.error(`Cannot listen on ${host}:${port}: ${error instanceof Error ? error.message : error}`)
     await gate.close()
     await fake?.close()
     process.exit(1)
@@ -205,6 +234,7 @@ async function main() {
   // Ctrl+C reaches this process twice under `pnpm start` (from the terminal, then forwarded by
   // pnpm): `on`, not `once`, so the second one is ignored instead of killing the process mid-close.
   let closing = false
+  /** @param {NodeJS.Signals} signal */
   const shutdown = async (signal) => {
     if (closing) return
     closing = true

@@ -26,8 +26,9 @@ const MERCHANT = { merchantId: '7d9e8f10-1b2c-4d3e-8f4a-5b6c7d8e9f01', name: 'Sa
 
 /** The fake's rules: up to 500.00 allowed, above that held for review, above 5000.00 denied. */
 export function startFake() {
+  /** @param {unknown} amount */
   const cents = (amount) => {
-    const [units, decimals = ''] = String(amount).split('.')
+    const [units = '0', decimals = ''] = String(amount).split('.')
     return BigInt(units) * 100n + BigInt(decimals.padEnd(2, '0').slice(0, 2))
   }
   return fakeTracer({
@@ -48,6 +49,7 @@ export function startFake() {
  */
 export function createApp(tracerOptions) {
   /** Orders a person must look at before they ship. A real shop would use its case-management tool. */
+  /** @type {Array<{ validationId: string | null, reason: unknown, amount: unknown, queuedAt: string }>} */
   const reviewQueue = []
 
   const gate = guard({
@@ -99,6 +101,10 @@ export function createApp(tracerOptions) {
       // Money is at stake: if Tracer cannot answer, refuse the order rather than ship it unchecked.
       onError: 'deny',
     }),
+    /**
+     * @param {import('express').Request} req
+     * @param {import('express').Response} res
+     */
     (req, res) => {
       const decision = req.sallyport
       if (decision?.verdict === 'review') {
@@ -115,35 +121,47 @@ export function createApp(tracerOptions) {
 
   // Transaction data Tracer cannot accept is the client's 400, naming the field; so is a body
   // that is not JSON. Anything else is the shop's own bug: Express's handler logs it.
-  app.use((error, _req, res, next) => {
-    const status = error?.statusCode
-    if (res.headersSent || !Number.isInteger(status) || status < 400 || status > 499) return next(error)
-    if (error instanceof SallyportError) res.status(status).json({ error: error.code, field: error.option, message: error.message })
-    else res.status(status).json({ error: status === 413 ? 'body_too_large' : 'bad_request' })
-  })
+  app.use(
+    /** @type {import('express').ErrorRequestHandler} */ (error, _req, res, next) => {
+      const status = error?.statusCode
+      if (res.headersSent || !Number.isInteger(status) || status < 400 || status > 499) return next(error)
+      if (error instanceof SallyportError) res.status(status).json({ error: error.code, field: error.option, message: error.message })
+      else res.status(status).json({ error: status === 413 ? 'body_too_large' : 'bad_request' })
+    },
+  )
 
   return { app, gate }
 }
 
-/** Starts `app` on `host:port` (0 picks a free port). */
+/**
+ * Starts `app` on `host:port` (0 picks a free port).
+ * @param {import('node:http').RequestListener} app
+ * @param {{ port?: number, host?: string }} [options]
+ */
 export async function listen(app, { port = 0, host = '127.0.0.1' } = {}) {
   const server = createServer(app)
-  await new Promise((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, host, () => {
-      server.off('error', reject)
-      resolve()
+  await /** @type {Promise<void>} */ (
+    new Promise((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(port, host, () => {
+        server.off('error', reject)
+        resolve()
+      })
     })
-  })
+  )
   const address = server.address()
+  // A TCP listener always has an AddressInfo; null and string are for closed servers and pipes.
+  if (address === null || typeof address === 'string') throw new Error(`Unexpected server address ${address}`)
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`
   return {
     url,
     close: () =>
-      new Promise((resolve) => {
-        server.close(() => resolve())
-        server.closeAllConnections()
-      }),
+      /** @type {Promise<void>} */ (
+        new Promise((resolve) => {
+          server.close(() => resolve())
+          server.closeAllConnections()
+        })
+      ),
   }
 }
 
@@ -161,14 +179,14 @@ async function main() {
   const fake = process.env.TRACER_API_KEY ? undefined : await startFake()
   const tracerOptions =
     fake === undefined
-      ? { apiKey: process.env.TRACER_API_KEY, baseUrl: process.env.TRACER_BASE_URL }
+      ? { apiKey: process.env.TRACER_API_KEY ?? '', baseUrl: process.env.TRACER_BASE_URL ?? '' }
       : { apiKey: fake.apiKey, baseUrl: fake.url }
   const { app, gate } = createApp(tracerOptions)
   let site
   try {
     site = await listen(app, { port, host })
   } catch (error) {
-    console.error(`Cannot listen on ${host}:${port}: ${error.message}`)
+    console.error(`Cannot listen on ${host}:${port}: ${error instanceof Error ? error.message : error}`)
     await gate.close()
     await fake?.close()
     process.exit(1)
@@ -180,6 +198,7 @@ async function main() {
   // Ctrl+C reaches this process twice under `pnpm start` (from the terminal, then forwarded by
   // pnpm): `on`, not `once`, so the second one is ignored instead of killing the process mid-close.
   let closing = false
+  /** @param {NodeJS.Signals} signal */
   const shutdown = async (signal) => {
     if (closing) return
     closing = true

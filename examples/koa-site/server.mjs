@@ -24,12 +24,28 @@ export const PRODUCTS = [
 /** Denied by the local engine when started directly: a documentation address (RFC 5737) to try with X-Forwarded-For. */
 export const DENIED_IPS = ['203.0.113.66']
 
+/**
+ * @typedef {import('koa').Context} Context
+ * @typedef {import('koa').Middleware} Middleware
+ * @typedef {import('@sallyport/core').Decision} Decision
+ */
+
+/** @param {unknown} text */
 const escapeHtml = (text) => String(text).replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`)
 
-/** Runs Koa middleware in order, then `next`. */
+/**
+ * Runs Koa middleware in order, then `next`.
+ *
+ * @param {Middleware[]} stack
+ * @returns {Middleware}
+ */
 function compose(stack) {
   return (ctx, next) => {
     let last = -1
+    /**
+     * @param {number} index
+     * @returns {Promise<void>}
+     */
     const dispatch = (index) => {
       if (index <= last) return Promise.reject(new Error('next() called twice'))
       last = index
@@ -47,13 +63,28 @@ function compose(stack) {
 
 /** A tiny exact-path router: `get`/`post` register a chain of middleware; HEAD uses GET; wrong methods get 405. */
 function router() {
+  /** @type {Map<string, Middleware>} */
   const routes = new Map()
+  /**
+   * @param {string} method
+   * @param {string} path
+   * @param {Middleware[]} stack
+   */
   const add = (method, path, stack) => {
     routes.set(`${method} ${path}`, compose(stack))
   }
   return {
+    /**
+     * @param {string} path
+     * @param {...Middleware} stack
+     */
     get: (path, ...stack) => add('GET', path, stack),
+    /**
+     * @param {string} path
+     * @param {...Middleware} stack
+     */
     post: (path, ...stack) => add('POST', path, stack),
+    /** @returns {Middleware} */
     middleware() {
       return async (ctx, next) => {
         const method = ctx.method === 'HEAD' ? 'GET' : ctx.method
@@ -68,13 +99,22 @@ function router() {
   }
 }
 
-/** One line about the decision Sallyport made for this request, for the page footer. */
+/**
+ * One line about the decision Sallyport made for this request, for the page footer.
+ *
+ * @param {Decision | undefined} decision
+ */
 function describe(decision) {
   if (decision === undefined) return 'no decision'
   const reason = decision.reason === null ? '' : `, reason ${decision.reason}`
   return `${decision.verdict} (${decision.source} ${decision.backend}${reason}, ${decision.latencyMs.toFixed(1)} ms)`
 }
 
+/**
+ * @param {Context} ctx
+ * @param {string} title
+ * @param {string} body
+ */
 function page(ctx, title, body) {
   ctx.type = 'html'
   ctx.body = `<!doctype html>
@@ -90,6 +130,14 @@ ${body}
 </html>
 `
 }
+
+/**
+ * The parsed form or JSON body (koa-bodyparser), as fields to check one by one.
+ *
+ * @param {Context} ctx
+ * @returns {Record<string, unknown> | undefined}
+ */
+const bodyOf = (ctx) => /** @type {Record<string, unknown> | undefined} */ (ctx.request.body)
 
 /**
  * Builds the site. Every option except `skip` goes to `guard()` unchanged; `/health` is
@@ -144,9 +192,10 @@ export function createApp(options = {}) {
   routes.post(
     '/login',
     bodyParser({ enableTypes: ['form', 'json'], formLimit: '16kb', jsonLimit: '16kb' }),
-    gate.checkpoint({ event: 'login', email: (ctx) => ctx.request.body?.email }),
+    gate.checkpoint({ event: 'login', email: (ctx) => bodyOf(ctx)?.email }),
     (ctx) => {
-      const email = typeof ctx.request.body?.email === 'string' ? ctx.request.body.email : ''
+      const field = bodyOf(ctx)?.email
+      const email = typeof field === 'string' ? field : ''
       const json = ctx.is('json') === 'json'
       if (email === '') {
         ctx.status = 400
@@ -165,8 +214,9 @@ export function createApp(options = {}) {
     try {
       await next()
     } catch (error) {
-      const status = error?.status ?? error?.statusCode
-      if (!Number.isInteger(status) || status < 400 || status > 499) throw error
+      const failure = /** @type {{ status?: unknown, statusCode?: unknown } | null | undefined} */ (error)
+      const status = failure?.status ?? failure?.statusCode
+      if (typeof status !== 'number' || !Number.isInteger(status) || status < 400 || status > 499) throw error
       ctx.status = status
       ctx.body = { error: status === 413 ? 'body_too_large' : 'bad_request' }
     }

@@ -167,6 +167,8 @@ function bodyUnparsed(view: RequestView<unknown>): boolean {
   return view.bodyUnread?.() ?? body === undefined
 }
 
+/** Characters of the request's content type a warning repeats at most. */
+const MAX_LOGGED_CONTENT_TYPE = 100
 const MAX_LOGGED_PATH = 256
 
 /**
@@ -178,7 +180,8 @@ const MAX_LOGGED_PATH = 256
 export function warnIfBodyUnparsed<Native>(view: RequestView<Native>, checkpoint: CompiledCheckpoint<Native>, warnings: Warnings): void {
   if (!checkpoint.readsRequest || !warnings.pending('SP_WARN_CHECKPOINT_BEFORE_BODY_PARSER') || !bodyUnparsed(view)) return
   const path = pathOnly(view.url).slice(0, MAX_LOGGED_PATH)
-  const contentType = view.headers['content-type']?.split(';')[0]?.trim().toLowerCase() || null
+  // The client's words, echoed into a log line: bounded like the path.
+  const contentType = view.headers['content-type']?.split(';')[0]?.trim().toLowerCase().slice(0, MAX_LOGGED_CONTENT_TYPE) || null
   warnings.once(
     'SP_WARN_CHECKPOINT_BEFORE_BODY_PARSER',
     `${view.method} ${path} reached the \`${checkpoint.event}\` checkpoint with a body${contentType === null ? '' : ` (${contentType})`} that no body parser had read, so extractors that read the body got nothing from it. Put the body parser before the checkpoint: in Express, \`app.post(path, express.json(), gate.checkpoint(…), …)\` (or \`express.urlencoded()\` for forms); in Koa, \`app.use(bodyParser())\` ahead of the route.`,

@@ -8,7 +8,7 @@
 // The sites use the default rules plus a deny list, exactly as an application would write it:
 //   guard({ backend: localPolicies({ denyIps: ['203.0.113.66'] }), trustProxy: 'loopback' })
 // The only demo-specific part is `watch()`, which wraps a backend to note the client IP it was
-// asked about (a decision carries no IP), keyed by a header the demo tags each request with.
+// asked about (a skipped or served request asks none), keyed by a header the demo tags each request with.
 
 import { createHash } from 'node:crypto'
 import { CLEARANCE_COOKIE, localPolicies } from '@sallyport/core'
@@ -16,6 +16,60 @@ import { fakeTrustedAccounts } from '@sallyport/testing'
 import { trustedAccounts } from '@sallyport/trusted-accounts'
 import { Agent, request } from 'undici'
 import { createApp, listen } from './server.mjs'
+
+/** @typedef {import('@sallyport/core').Decision} Decision */
+/** @typedef {import('@sallyport/core').DecisionBackend} DecisionBackend */
+/** @typedef {import('@sallyport/core').TrustProxy} TrustProxy */
+/** @typedef {import('@sallyport/testing').FakeTrustedAccounts} FakeTrustedAccounts */
+/** @typedef {Record<string, string | undefined>} RequestHeaders */
+/**
+ * A warning or error a site logged.
+ * @typedef {{ level: 'warn' | 'error', code: unknown, backend?: unknown, failure?: unknown, cause?: unknown, message: string | undefined }} LogEntry
+ */
+/** @typedef {{ url: string, close(): Promise<void> }} Site */
+/**
+ * What came back for one request, and what Sallyport decided about it.
+ * @typedef {object} Outcome
+ * @property {number} status
+ * @property {import('undici').Dispatcher.ResponseData['headers']} headers
+ * @property {string} text
+ * @property {number} ms
+ * @property {URL | null} location
+ * @property {string | null} error the JSON error code
+ * @property {Decision | undefined} decision
+ * @property {string | null | undefined} ip the client IP the backend was asked about; `undefined` when none was asked
+ */
+/**
+ * What a row should show; an absent field is not checked.
+ * @typedef {object} Expect
+ * @property {string} [verdict]
+ * @property {string | null} [reason]
+ * @property {number} [status]
+ * @property {string | null} [ip]
+ * @property {string | null} [location]
+ * @property {string | null} [error]
+ */
+/**
+ * A row's further checks: each problem as text, anything falsy for none.
+ * @typedef {(outcome: Outcome) => Array<string | false | null>} Check
+ */
+/**
+ * One line of the table.
+ * @typedef {object} Row
+ * @property {string} visitor
+ * @property {string} ip
+ * @property {string} verdict
+ * @property {string} reason
+ * @property {string} http
+ * @property {number} ms
+ * @property {string[]} problems
+ * @property {string | undefined} [detail]
+ */
+/** @typedef {{ title: string, run(): Promise<Row[]> }} Step */
+/**
+ * One backend's share of a fan-out decision, as it appears in `decision.signals`.
+ * @typedef {{ verdict: string, source: string, reason: string | null }} Part
+ */
 
 const SERVE = process.argv.includes('--serve')
 /** A fixed clearance key, so no "ephemeral secret" warning: never use a published one in production. */
@@ -67,37 +121,51 @@ const watchdog = setTimeout(() => {
 }, 30_000)
 watchdog.unref()
 
-/** The client IP each demo request's backend call was about, by request tag. */
+/** The client IP each demo request's backend call was about, by request tag. @type {Map<string, string | null>} */
 const ipSeen = new Map()
-/** Decisions by request tag (a checkpoint request has two: site-wide, then the checkpoint). */
+/** Decisions by request tag (a checkpoint request has two: site-wide, then the checkpoint). @type {Map<string, Decision[]>} */
 const decisions = new Map()
-/** Warnings and errors the sites logged. */
+/** Warnings and errors the sites logged. @type {LogEntry[]} */
 const logged = []
+/** @type {import('@sallyport/core').Logger} */
 const logger = {
   warn: (object, message) =>
     logged.push({ level: 'warn', code: object?.code, backend: object?.backend, failure: object?.failure, cause: object?.cause, message }),
   error: (object, message) => logged.push({ level: 'error', code: object?.code, message }),
 }
-/** The warning a vendor outage of this failure class logs once (step 6 causes both on purpose). */
+/**
+ * The warning a vendor outage of this failure class logs once (step 6 causes both on purpose).
+ * @param {LogEntry} entry
+ * @param {string} failure
+ */
 const isVendorFailure = (entry, failure) =>
   entry.code === 'SP_BACKEND_FAILED' && entry.backend === 'trusted-accounts' && entry.failure === failure
-/** What the steps cause on purpose; anything else a site logs fails the demo. */
+/**
+ * What the steps cause on purpose; anything else a site logs fails the demo.
+ * @param {LogEntry} entry
+ */
 const isExpectedLog = (entry) =>
   entry.code === 'SP_WARN_XFF_UNTRUSTED' || isVendorFailure(entry, 'timeout') || isVendorFailure(entry, 'network')
 let liveLog = false
 
-/** In --serve mode, the last decision of each request (a checkpoint comes after the site-wide one). */
+/** In --serve mode, the last decision of each request (a checkpoint comes after the site-wide one). @type {WeakMap<import('express').Request, Decision>} */
 const lastDecision = new WeakMap()
 
+/**
+ * @param {Decision} decision
+ * @param {import('express').Request} req
+ */
 function onDecision(decision, req) {
   const tag = req.headers[STEP]
   if (typeof tag === 'string') decisions.set(tag, [...(decisions.get(tag) ?? []), decision])
   else if (liveLog) {
     if (!lastDecision.has(req)) {
       req.res?.once('finish', () => {
-        const last = lastDecision.get(req)
+        // Set just below, before the response can finish; a request that got this far has a peer address.
+        const last = /** @type {Decision} */ (lastDecision.get(req))
         const reason = last.reason === null ? '' : ` ${last.reason}`
-        console.log(`  ${req.ip.padEnd(15)} ${req.method} ${req.originalUrl} → ${req.res.statusCode} ${last.verdict}${reason}`)
+        const ip = /** @type {string} */ (req.ip)
+        console.log(`  ${ip.padEnd(15)} ${req.method} ${req.originalUrl} → ${req.res?.statusCode} ${last.verdict}${reason}`)
       })
     }
     lastDecision.set(req, decision)
@@ -108,6 +176,9 @@ function onDecision(decision, req) {
  * Wraps a decision backend to note the IP it is asked about. `localPolicies()` and
  * `trustedAccounts()` return plain objects whose methods are closures (no `this`), so a
  * spread keeps `name`, `timeoutMs`, `cookies`, `pages`, `routes`, `warnings` and `close`.
+ *
+ * @param {DecisionBackend} backend
+ * @returns {DecisionBackend}
  */
 function watch(backend) {
   return {
@@ -120,7 +191,11 @@ function watch(backend) {
   }
 }
 
-/** The example shop with these guard options, on 127.0.0.1. */
+/**
+ * The example shop with these guard options, on 127.0.0.1.
+ * @param {{ backend: DecisionBackend | DecisionBackend[], trustProxy: TrustProxy, port?: number }} options
+ * @returns {Promise<Site>}
+ */
 async function startSite({ backend, trustProxy, port = 0 }) {
   const { app, gate } = createApp({ backend, trustProxy, onDecision, ...(liveLog ? {} : { logger }) })
   let site
@@ -144,14 +219,20 @@ async function startSite({ backend, trustProxy, port = 0 }) {
 const agent = new Agent({ keepAliveTimeout: 1000, connections: 4 })
 let tagCount = 0
 
-/** One request as a visitor; returns what came back and what Sallyport decided about it. */
+/**
+ * One request as a visitor; returns what came back and what Sallyport decided about it.
+ * @param {Site} site
+ * @param {{ method?: 'GET' | 'POST', path: string, headers: RequestHeaders, body?: string }} request
+ * @returns {Promise<Outcome>}
+ */
 async function visit(site, { method = 'GET', path, headers, body }) {
   const tag = `r${++tagCount}`
   const started = performance.now()
   const response = await request(`${site.url}${path}`, {
     method,
     headers: { [STEP]: tag, ...headers },
-    body,
+    // A GET has no body: undici takes `undefined` as it takes `null`.
+    body: /** @type {string | null} */ (body),
     dispatcher: agent,
     headersTimeout: 5000,
     bodyTimeout: 5000,
@@ -159,6 +240,7 @@ async function visit(site, { method = 'GET', path, headers, body }) {
   const text = await response.body.text()
   const ms = performance.now() - started
   const location = typeof response.headers.location === 'string' ? new URL(response.headers.location, site.url) : null
+  /** @type {string | null} */
   let error = null
   if (String(response.headers['content-type']).startsWith('application/json')) {
     try {
@@ -177,7 +259,10 @@ async function visit(site, { method = 'GET', path, headers, body }) {
   }
 }
 
-/** The HTTP cell: the status and what it carried. */
+/**
+ * The HTTP cell: the status and what it carried.
+ * @param {Outcome} outcome
+ */
 function httpCell(outcome) {
   if (outcome.location !== null) {
     const { pathname, search } = outcome.location
@@ -189,15 +274,28 @@ function httpCell(outcome) {
   return String(outcome.status)
 }
 
+/** @param {unknown} value */
 const show = (value) => (value === null ? '-' : value === undefined ? 'none' : String(value))
 
 /**
  * A table row from one request and what it should have been: `verdict`, `reason`, `status`,
  * `ip`, `location` (a path), `error` (the JSON error code), and `check` for anything else.
+ *
+ * @param {string} visitor
+ * @param {Outcome} outcome
+ * @param {Expect} expect
+ * @param {{ check?: Check, detail?: string | ((outcome: Outcome) => string) }} [more]
+ * @returns {Row}
  */
 function rowFor(visitor, outcome, expect, { check, detail } = {}) {
   const { decision } = outcome
+  /** @type {string[]} */
   const problems = []
+  /**
+   * @param {string} what
+   * @param {unknown} actual
+   * @param {unknown} wanted
+   */
   const compare = (what, actual, wanted) => {
     if (wanted !== undefined && actual !== wanted) problems.push(`${what}: expected ${show(wanted)}, got ${show(actual)}`)
   }
@@ -221,9 +319,12 @@ function rowFor(visitor, outcome, expect, { check, detail } = {}) {
   }
 }
 
-/** "trusted-accounts → allow (fallback: timeout) · local → challenge (automation-user-agent)" */
+/**
+ * "trusted-accounts → allow (fallback: timeout) · local → challenge (automation-user-agent)"
+ * @param {Decision | undefined} decision
+ */
 function perBackend(decision) {
-  return Object.entries(decision?.signals ?? {})
+  return Object.entries(/** @type {Record<string, Part>} */ (decision?.signals ?? {}))
     .map(([name, part]) => {
       const why = part.source === 'fallback' ? `fallback: ${part.reason}` : (part.reason ?? 'no rule matched')
       return `${name} → ${part.verdict} (${why})`
@@ -231,19 +332,26 @@ function perBackend(decision) {
     .join(' · ')
 }
 
-/** Each backend's share of a fan-out decision, checked against what it should have said. */
+/**
+ * Each backend's share of a fan-out decision, checked against what it should have said.
+ * @param {Record<string, Partial<Part>>} expected
+ * @returns {Check}
+ */
 function checkParts(expected) {
   return ({ decision }) =>
     Object.entries(expected).map(([name, want]) => {
-      const part = decision?.signals?.[name]
+      const part = /** @type {Part | undefined} */ (decision?.signals?.[name])
       if (part === undefined) return `no signals from ${name}`
       const got = { verdict: part.verdict, source: part.source, reason: part.reason }
-      const bad = Object.keys(want).filter((key) => want[key] !== got[key])
+      const bad = /** @type {(keyof Part)[]} */ (Object.keys(want)).filter((key) => want[key] !== got[key])
       return bad.length === 0 ? null : `${name}: expected ${JSON.stringify(want)}, got ${JSON.stringify(got)}`
     })
 }
 
-/** What the challenge page's script does in a browser: SHA-256(salt ‖ nonce ‖ counter) until the key has the prefix. */
+/**
+ * What the challenge page's script does in a browser: SHA-256(salt ‖ nonce ‖ counter) until the key has the prefix.
+ * @param {string} html
+ */
 function solve(html) {
   const json = /<script type="application\/json" id="sp-challenge">([^<]*)<\/script>/.exec(html)?.[1]
   if (json === undefined) throw new Error('the challenge page carries no challenge')
@@ -259,6 +367,7 @@ function solve(html) {
   throw new Error('the proof of work has no solution')
 }
 
+/** @param {Outcome} outcome */
 function clearanceCookie(outcome) {
   const cookies = [outcome.headers['set-cookie'] ?? []].flat()
   return cookies.find((cookie) => cookie.startsWith(`${CLEARANCE_COOKIE}=`))
@@ -267,7 +376,12 @@ function clearanceCookie(outcome) {
 // ---------------------------------------------------------------------------------------------
 // The tour. Each step returns its table rows.
 
+/**
+ * @param {{ shop: Site, direct: Site, vendorDown: Site, fake: FakeTrustedAccounts }} sites
+ * @returns {Step[]}
+ */
 function tour({ shop, direct, vendorDown, fake }) {
+  /** @type {{ cookie?: string | undefined }} */
   const shared = {}
   return [
     {
@@ -318,6 +432,7 @@ function tour({ shop, direct, vendorDown, fake }) {
           { from: 11, to: 30, expect: { verdict: 'challenge', reason: 'checkpoint-flood', status: 403, error: 'challenge_required' } },
           { from: 31, to: 35, expect: { verdict: 'deny', reason: 'checkpoint-flood-severe', status: 403, error: 'forbidden' } },
         ]
+        /** @type {Outcome[]} */
         const attempts = []
         for (let n = 1; n <= 35; n++) {
           const body = new URLSearchParams({ email: `user${n}@example.com`, password: 'hunter2' }).toString()
@@ -326,7 +441,7 @@ function tour({ shop, direct, vendorDown, fake }) {
         return phases.map(({ from, to, expect }) => {
           const slice = attempts.slice(from - 1, to)
           const rows = slice.map((outcome) => rowFor('', outcome, { ...expect, ip: STUFFER_IP }))
-          const first = rows[0]
+          const first = /** @type {Row} */ (rows[0]) // every phase has attempts
           const same = rows.every(
             (row) => row.verdict === first.verdict && row.reason === first.reason && row.http === first.http && row.ip === first.ip,
           )
@@ -373,15 +488,19 @@ function tour({ shop, direct, vendorDown, fake }) {
       title: 'The vendor is down: Trusted Accounts and the local engine are asked in parallel; the strictest verdict wins.',
       async run() {
         const budget = {
+          /** @type {Check} */
           check: ({ ms }) => [ms > VENDOR_BUDGET_MS + 1000 && `took ${ms.toFixed(0)} ms, expected about ${VENDOR_BUDGET_MS} ms`],
         }
+        /** @type {Row[]} */
         const rows = []
         // The vendor accepts the connection and never answers.
         fake.reply({ fault: 'hang' })
-        for (const [failure, label] of [
+        /** @type {Array<[failure: string, label: string]>} */
+        const outages = [
           ['timeout', 'hangs'],
           ['network', 'is gone'],
-        ]) {
+        ]
+        for (const [failure, label] of outages) {
           if (failure === 'network') await fake.close() // now the connection is refused
           const vendor = { 'trusted-accounts': { verdict: 'allow', source: 'fallback', reason: failure } }
           const browser = await visit(vendorDown, { path: '/', headers: CHROME })
@@ -427,6 +546,7 @@ function tour({ shop, direct, vendorDown, fake }) {
     {
       title: 'A headless browser is challenged, runs the proof of work, and passes with the clearance cookie.',
       async run() {
+        /** @type {Row[]} */
         const rows = []
         const first = await visit(shop, { path: '/products?page=2', headers: HEADLESS_CHROME })
         rows.push(
@@ -506,6 +626,7 @@ function tour({ shop, direct, vendorDown, fake }) {
 // ---------------------------------------------------------------------------------------------
 // Printing.
 
+/** @type {Array<['visitor' | 'ip' | 'verdict' | 'reason' | 'http' | 'ms', string]>} */
 const COLUMNS = [
   ['visitor', 'visitor'],
   ['ip', 'IP seen'],
@@ -515,13 +636,22 @@ const COLUMNS = [
   ['ms', 'ms'],
 ]
 
+/** @param {Array<{ title: string, rows: Row[] }>} results */
 function printTable(results) {
+  /** @param {Row} row */
   const cells = (row) => ({ ...row, ms: row.ms.toFixed(1) })
   const all = results.flatMap(({ rows }) => rows.map(cells))
   const widths = COLUMNS.map(([key, label]) => Math.max(label.length, ...all.map((row) => String(row[key]).length)))
+  /**
+   * @param {unknown[]} values one per column
+   * @param {string} [mark]
+   */
   const line = (values, mark = ' ') =>
     `  ${mark} ${values
-      .map((value, index) => (COLUMNS[index][0] === 'ms' ? String(value).padStart(widths[index]) : String(value).padEnd(widths[index])))
+      .map((value, index) => {
+        const width = /** @type {number} */ (widths[index])
+        return COLUMNS[index]?.[0] === 'ms' ? String(value).padStart(width) : String(value).padEnd(width)
+      })
       .join('  ')
       .trimEnd()}`
   console.log(line(COLUMNS.map(([, label]) => label)))
@@ -565,6 +695,7 @@ async function main() {
   console.log(`  ${direct.url}  the same, trustProxy false`)
   console.log(`  ${vendorDown.url}  the same, backend [trustedAccounts (a local fake, failing), localPolicies]\n`)
 
+  /** @type {Array<{ title: string, rows: Row[] }>} */
   const results = []
   try {
     for (const step of tour({ shop, direct, vendorDown, fake })) {
@@ -572,7 +703,8 @@ async function main() {
       try {
         rows = await step.run()
       } catch (error) {
-        rows = [{ visitor: '-', ip: '-', verdict: '-', reason: '-', http: '-', ms: 0, problems: [`the step failed: ${error.message}`] }]
+        const message = /** @type {Error} */ (error).message
+        rows = [{ visitor: '-', ip: '-', verdict: '-', reason: '-', http: '-', ms: 0, problems: [`the step failed: ${message}`] }]
       }
       results.push({ title: step.title, rows })
     }
@@ -622,7 +754,8 @@ async function serve() {
   let site
   try {
     site = await startSite({ backend, trustProxy: 'loopback', port })
-  } catch (error) {
+  } catch (caught) {
+    const error = /** @type {NodeJS.ErrnoException} */ (caught)
     console.log(`\nPort ${port} is taken (${error.code ?? error.message}); using a free one.`)
     site = await startSite({ backend: localPolicies(POLICIES), trustProxy: 'loopback', port: 0 })
   }

@@ -1,9 +1,18 @@
-import { z } from 'zod'
-import { invalidOption } from './errors.js'
+import { checkOptions } from './check-options.js'
 import type { Warnings } from './logger.js'
 import type { ChallengeHook, OnError } from './options.js'
+import { type Shape, shape } from './shape.js'
 import { pathOnly } from './skip.js'
-import type { Checkpoint, CheckpointStatus, FailureClass, RequestView, Verdict } from './types.js'
+import {
+  CHECKPOINT_STATUSES,
+  type Checkpoint,
+  type CheckpointStatus,
+  FAILURE_CLASSES,
+  type FailureClass,
+  type RequestView,
+  VERDICTS,
+  type Verdict,
+} from './types.js'
 
 /**
  * A fixed value, or a function reading it from the request (its already-parsed body, a
@@ -42,40 +51,45 @@ export interface CompiledCheckpoint<Native> {
   readonly challenge: ChallengeHook<Native> | undefined
 }
 
-const STATUSES: readonly CheckpointStatus[] = ['attempted', 'succeeded', 'failed']
 const MAX_SIGNAL_LENGTH = 512
 const MAX_METADATA_ENTRIES = 50
 
-const fn = z.custom<(...args: never[]) => unknown>((value) => typeof value === 'function')
-const stringOrFn = z.union([z.string().max(MAX_SIGNAL_LENGTH), fn])
-const verdict = z.enum(['allow', 'challenge', 'deny', 'review'])
-const failures = ['timeout', 'network', 'server', 'client', 'invalid'] as const
+const fn = shape.custom<(...args: never[]) => unknown>((value) => typeof value === 'function', 'a function')
+const SIGNAL = `a string (at most ${MAX_SIGNAL_LENGTH} characters) or a function of the request`
+const stringOrFn = shape.union([shape.string().max(MAX_SIGNAL_LENGTH), fn])
+const verdict = shape.enum(VERDICTS)
 
-const specSchema = z.strictObject({
-  event: z.string().regex(/^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/),
-  status: z.union([z.enum(STATUSES as [CheckpointStatus, ...CheckpointStatus[]]), fn]).optional(),
-  email: stringOrFn.optional(),
-  phone: stringOrFn.optional(),
-  deviceToken: stringOrFn.optional(),
-  transaction: z.union([z.record(z.string(), z.unknown()), fn]).optional(),
-  metadata: z.union([z.record(z.string(), z.string()), fn]).optional(),
-  onError: z.union([verdict, z.partialRecord(z.enum(failures), verdict)]).optional(),
-  challenge: fn.optional(),
-  awaitCompleteSignals: z.union([z.boolean(), z.strictObject({ delayMs: z.number().int().min(0).max(10_000).optional() })]).optional(),
-})
-
-const accepted: Record<string, string> = {
-  event: 'a name such as "login" (a letter, then letters, digits, "_", ".", ":" or "-", at most 64)',
-  status: "'attempted', 'succeeded', 'failed' or a function returning one",
-  email: 'a string or a function of the request',
-  phone: 'a string or a function of the request',
-  deviceToken: 'a string or a function of the request',
-  transaction: 'an object or a function of the request',
-  metadata: 'an object of strings or a function of the request',
-  onError: 'a verdict or an object mapping failure classes to verdicts',
-  challenge: 'a function (decision, request)',
-  awaitCompleteSignals: 'a boolean or { delayMs?: milliseconds from 0 to 10000 }',
-}
+/** Each field, described by what it accepts; no other field. */
+const specShape = shape.strictObject({
+  event: shape
+    .string()
+    .regex(/^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/)
+    .describe('a name such as "login" (a letter, then letters, digits, "_", ".", ":" or "-", at most 64)'),
+  status: shape
+    .union([shape.enum(CHECKPOINT_STATUSES), fn])
+    .optional()
+    .describe("'attempted', 'succeeded', 'failed' or a function returning one"),
+  email: stringOrFn.optional().describe(SIGNAL),
+  phone: stringOrFn.optional().describe(SIGNAL),
+  deviceToken: stringOrFn.optional().describe(SIGNAL),
+  transaction: shape
+    .union([shape.record(shape.string(), shape.unknown()), fn])
+    .optional()
+    .describe('an object or a function of the request'),
+  metadata: shape
+    .union([shape.record(shape.string(), shape.string()), fn])
+    .optional()
+    .describe('an object of strings or a function of the request'),
+  onError: shape
+    .union([verdict, shape.partialRecord(shape.enum(FAILURE_CLASSES), verdict)])
+    .optional()
+    .describe('a verdict or an object mapping failure classes to verdicts'),
+  challenge: fn.optional().describe('a function (decision, request)'),
+  awaitCompleteSignals: shape
+    .union([shape.boolean(), shape.strictObject({ delayMs: shape.number().int().min(0).max(10_000).optional() })])
+    .optional()
+    .describe('a boolean or { delayMs?: milliseconds from 0 to 10000 }'),
+} satisfies Record<keyof CheckpointSpec, Shape>)
 
 function run<Native, T>(extractor: Extractor<Native, T> | undefined, request: Native): unknown {
   if (typeof extractor !== 'function') return extractor
@@ -99,21 +113,11 @@ function plainObject(value: unknown): value is Record<string, unknown> {
 
 /** Validates a checkpoint spec once, when the route is declared. */
 export function compileCheckpoint<Native>(spec: CheckpointSpec<Native>): CompiledCheckpoint<Native> {
-  const result = specSchema.safeParse(spec)
-  if (!result.success) {
-    const issue = result.error.issues[0]
-    const field = String((issue?.code === 'unrecognized_keys' ? issue.keys[0] : issue?.path[0]) ?? '')
-    if (field === '' || !(field in accepted)) {
-      throw invalidOption(
-        field === '' ? 'checkpoint' : `checkpoint.${field}`,
-        `a known checkpoint field (${Object.keys(accepted).join(', ')})`,
-        result.error,
-      )
-    }
-    throw invalidOption(`checkpoint.${field}`, accepted[field] ?? 'a valid value', result.error)
-  }
+  checkOptions('gate.checkpoint', specShape, spec, { prefix: 'checkpoint', expected: "a checkpoint spec such as { event: 'login', … }" })
   const onError =
-    typeof spec.onError === 'string' ? Object.fromEntries(failures.map((failure) => [failure, spec.onError as Verdict])) : spec.onError
+    typeof spec.onError === 'string'
+      ? Object.fromEntries(FAILURE_CLASSES.map((failure) => [failure, spec.onError as Verdict]))
+      : spec.onError
 
   const { awaitCompleteSignals } = spec
   const completeSignals =
@@ -131,7 +135,7 @@ export function compileCheckpoint<Native>(spec: CheckpointSpec<Native>): Compile
       const status = run(spec.status, request)
       const checkpoint: Checkpoint = {
         event: spec.event,
-        status: STATUSES.includes(status as CheckpointStatus) ? (status as CheckpointStatus) : 'attempted',
+        status: CHECKPOINT_STATUSES.includes(status as CheckpointStatus) ? (status as CheckpointStatus) : 'attempted',
       }
       if (completeSignals !== undefined) checkpoint.awaitCompleteSignals = completeSignals
       const email = text(run(spec.email, request))

@@ -147,9 +147,29 @@ export function unsetKey(factory: string, option: string, variable: string, valu
   )
 }
 
-export function invalidOption(option: string, accepted: string, cause?: unknown): SallyportError {
-  return new SallyportError('SP_INVALID_OPTION', `Invalid option \`${option}\`: expected ${accepted}.`, {
+/**
+ * `Invalid option \`challenge.url\` for guard(): expected an http(s) URL.`: what an option
+ * accepts, never the value it was given (a key, say). `factory` is the function the option was
+ * given to (`'guard'`), when known.
+ */
+export function invalidOption(option: string, accepted: string, cause?: unknown, factory?: string): SallyportError {
+  const where = factory === undefined ? '' : ` for ${factory}()`
+  return new SallyportError('SP_INVALID_OPTION', `Invalid option \`${option}\`${where}: expected ${accepted}.`, {
     option,
     cause,
   })
+}
+
+/** `Unknown option \`x\` for trustedAccounts(): accepted options are a, b, c.` */
+export function unknownOption(factory: string, option: string, accepted: readonly string[], cause?: unknown): SallyportError {
+  return new SallyportError(
+    'SP_INVALID_OPTION',
+    `Unknown option \`${option}\` for ${factory}(): accepted options are ${accepted.join(', ')}.`,
+    { option, cause },
+  )
+}
+
+/** `Invalid options for trustedAccounts(): expected an object.`: the options as a whole (not an object, say). */
+export function invalidOptions(factory: string, expected: string, option = 'options', cause?: unknown): SallyportError {
+  return new SallyportError('SP_INVALID_OPTION', `Invalid options for ${factory}(): expected ${expected}.`, { option, cause })
 }

@@ -1,6 +1,6 @@
-import { z } from 'zod'
 import type { BreakerOptions } from './breaker.js'
 import type { CacheOptions } from './cache.js'
+import { checkOptions } from './check-options.js'
 import { compileTrust, type TrustProxy } from './client-ip.js'
 import { invalidOption, SallyportError } from './errors.js'
 import {
@@ -11,12 +11,21 @@ import {
   HOP_BY_HOP_HEADERS,
   type SanitizeLimits,
 } from './headers.js'
-import { localPolicies } from './local-policies.js'
+import { localPolicies, loggerShape } from './local-policies.js'
 import { consoleLogger, type Logger, type WarningCode } from './logger.js'
 import { badStaticPage, PAGE_URLS_ACCEPTED, pagesNeedHttps } from './respond.js'
+import { type Shape, shape } from './shape.js'
 import { compileSkip, type SkipRule, type SkipTest, STATIC_PATH_PREFIX } from './skip.js'
-import { type Store, storeSchema } from './store.js'
-import type { Decision, DecisionBackend, FailureClass, TrustFunction, Verdict } from './types.js'
+import { type Store, storeShape } from './store.js'
+import {
+  type Decision,
+  type DecisionBackend,
+  FAILURE_CLASSES,
+  type FailureClass,
+  type TrustFunction,
+  VERDICTS,
+  type Verdict,
+} from './types.js'
 
 /** A step-up hook for challenges: answer the request yourself, or return `'continue'` to let it through. */
 export type ChallengeHook<Native> = (decision: Decision, request: Native) => unknown
@@ -136,95 +145,98 @@ export interface ResolvedOptions<Native> {
 }
 
 export const DEFAULT_TIMEOUT_MS = 300
-const VERDICTS = ['allow', 'challenge', 'deny', 'review'] as const
-const FAILURES = ['timeout', 'network', 'server', 'client', 'invalid'] as const
+/** How option errors name the function the options were given to. */
+const FACTORY = 'guard'
 
-const fn = z.custom<(...args: never[]) => unknown>((value) => typeof value === 'function')
-const verdict = z.enum(VERDICTS)
-const httpUrl = z.string().refine((value) => {
-  try {
-    const { protocol } = new URL(value)
-    return protocol === 'https:' || (protocol === 'http:' && !pagesNeedHttps())
-  } catch {
-    return false
-  }
-})
-const backend = z.custom<DecisionBackend>(
+const fn = shape.custom<(...args: never[]) => unknown>((value) => typeof value === 'function', 'a function')
+const verdict = shape.enum(VERDICTS)
+const httpUrl = shape
+  .string()
+  .refine((value) => {
+    try {
+      const { protocol } = new URL(value)
+      return protocol === 'https:' || (protocol === 'http:' && !pagesNeedHttps())
+    } catch {
+      return false
+    }
+  })
+  .describe('an http(s) URL (https when NODE_ENV=production)')
+const backend = shape.custom<DecisionBackend>(
   (value) =>
     typeof value === 'object' &&
     value !== null &&
     typeof (value as DecisionBackend).name === 'string' &&
     typeof (value as DecisionBackend).decide === 'function',
 )
-const headerName = z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/)
-const queryName = z.string().regex(/^[^\s=&?#]{1,256}$/)
-const host = z.string().regex(/^(?:[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::\d{1,5})?$/i)
-const skipRule = z.union([z.string().startsWith('/'), z.instanceof(RegExp), fn])
+const headerName = shape.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/)
+const queryName = shape.string().regex(/^[^\s=&?#]{1,256}$/)
+const host = shape.string().regex(/^(?:[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::\d{1,5})?$/i)
+const skipRule = shape.union([shape.string().startsWith('/'), shape.instanceof(RegExp), fn])
 
-/** Each option's schema and, for the error message, what it accepts. */
-const schemas: Record<keyof GateOptions, [z.ZodType, string]> = {
-  backend: [z.union([backend, z.array(backend).min(1)]), 'a decision backend or a non-empty array of them'],
+/** Each option's shape and, for the error message, what it accepts. */
+const schemas: Record<keyof GateOptions, [Shape, string]> = {
+  backend: [shape.union([backend, shape.array(backend).min(1)]), 'a decision backend or a non-empty array of them'],
   trustProxy: [
-    z.union([z.boolean(), z.number().int().min(0), z.string(), z.array(z.string()), fn]),
+    shape.union([shape.boolean(), shape.number().int().min(0), shape.string(), shape.array(shape.string()), fn]),
     'a boolean, a hop count, a range name, CIDR strings or a function, as Express `trust proxy` takes',
   ],
   clientIpHeader: [headerName, 'a header name such as "cf-connecting-ip"'],
-  timeoutMs: [z.number().int().min(1).max(60_000), 'an integer number of milliseconds from 1 to 60000'],
-  retries: [z.number().int().min(0).max(5), 'an integer from 0 to 5'],
+  timeoutMs: [shape.number().int().min(1).max(60_000), 'an integer number of milliseconds from 1 to 60000'],
+  retries: [shape.number().int().min(0).max(5), 'an integer from 0 to 5'],
   onError: [
-    z.union([verdict, z.partialRecord(z.enum(FAILURES), verdict)]),
-    `a verdict (${VERDICTS.join(', ')}) or an object mapping ${FAILURES.join(', ')} to verdicts`,
+    shape.union([verdict, shape.partialRecord(shape.enum(FAILURE_CLASSES), verdict)]),
+    `a verdict (${VERDICTS.join(', ')}) or an object mapping ${FAILURE_CLASSES.join(', ')} to verdicts`,
   ],
-  mode: [z.enum(['enforce', 'monitor']), "'enforce' or 'monitor'"],
-  skip: [z.union([skipRule, z.array(skipRule)]), 'a path starting with "/", a RegExp, a function, or an array of them'],
-  staticPaths: [z.array(z.string().regex(STATIC_PATH_PREFIX)), 'an array of paths such as "/assets", without dot segments or query'],
+  mode: [shape.enum(['enforce', 'monitor']), "'enforce' or 'monitor'"],
+  skip: [shape.union([skipRule, shape.array(skipRule)]), 'a path starting with "/", a RegExp, a function, or an array of them'],
+  staticPaths: [
+    shape.array(shape.string().regex(STATIC_PATH_PREFIX)),
+    'an array of paths such as "/assets", without dot segments or query',
+  ],
   challenge: [
-    z.strictObject({ url: httpUrl.optional(), hook: fn.optional() }),
+    shape.strictObject({ url: httpUrl.optional(), hook: fn.optional().describe('a function (decision, request)') }),
     '{ url?: an http(s) URL (https when NODE_ENV=production), hook?: a function }',
   ],
-  deny: [z.strictObject({ url: httpUrl.optional() }), '{ url?: an http(s) URL (https when NODE_ENV=production) }'],
+  deny: [shape.strictObject({ url: httpUrl.optional() }), '{ url?: an http(s) URL (https when NODE_ENV=production) }'],
   onReview: [fn, 'a function (decision, request)'],
   onDecision: [fn, 'a function (decision, request)'],
-  sensitiveHeaders: [z.array(headerName), 'an array of header names'],
-  forwardQuery: [z.array(queryName), 'an array of query parameter names such as "utm_source" (no "=", "&", "?", "#" or spaces)'],
-  redirectHosts: [z.array(host), 'an array of hosts such as "example.com" or "shop.example.com:8443"'],
-  hookTimeoutMs: [z.number().int().min(1).max(60_000), 'an integer number of milliseconds from 1 to 60000'],
-  logger: [
-    z.custom<Logger>(
-      (value) =>
-        typeof value === 'object' &&
-        value !== null &&
-        typeof (value as Logger).warn === 'function' &&
-        typeof (value as Logger).error === 'function',
-    ),
-    'a pino-compatible logger with warn() and error()',
+  sensitiveHeaders: [shape.array(headerName), 'an array of header names'],
+  forwardQuery: [shape.array(queryName), 'an array of query parameter names such as "utm_source" (no "=", "&", "?", "#" or spaces)'],
+  redirectHosts: [shape.array(host), 'an array of hosts such as "example.com" or "shop.example.com:8443"'],
+  hookTimeoutMs: [shape.number().int().min(1).max(60_000), 'an integer number of milliseconds from 1 to 60000'],
+  logger: [loggerShape, 'a pino-compatible logger with warn() and error()'],
+  warnings: [
+    shape.union([shape.boolean(), shape.record(shape.string().startsWith('SP_WARN_'), shape.boolean())]),
+    'a boolean or { SP_WARN_…: boolean }',
   ],
-  warnings: [z.union([z.boolean(), z.record(z.string().startsWith('SP_WARN_'), z.boolean())]), 'a boolean or { SP_WARN_…: boolean }'],
   breaker: [
-    z.union([
-      z.literal(false),
-      z.strictObject({
-        consecutiveFailures: z.number().int().min(1).optional(),
-        minimumCalls: z.number().int().min(1).optional(),
-        failureRate: z.number().gt(0).max(1).optional(),
-        windowMs: z.number().int().min(100).optional(),
-        cooldownMs: z.number().int().min(1).optional(),
+    shape.union([
+      shape.literal(false),
+      shape.strictObject({
+        consecutiveFailures: shape.number().int().min(1).optional(),
+        minimumCalls: shape.number().int().min(1).optional(),
+        failureRate: shape.number().gt(0).max(1).optional().describe('a number above 0, at most 1'),
+        windowMs: shape.number().int().min(100).optional(),
+        cooldownMs: shape.number().int().min(1).optional(),
       }),
     ]),
     'false, or { consecutiveFailures?, minimumCalls?, failureRate? (0–1], windowMs?, cooldownMs? }',
   ],
   telemetry: [
-    z.union([z.literal(false), z.strictObject({ api: z.unknown().optional() })]),
+    shape.union([shape.literal(false), shape.strictObject({ api: shape.unknown().optional() })]),
     'false or { api?: the @opentelemetry/api module }',
   ],
-  store: [storeSchema, 'a store with increment(), get() and delete() (e.g. new MemoryStore() or a @sallyport/redis store)'],
+  store: [storeShape, 'a store with increment(), get() and delete() (e.g. new MemoryStore() or a @sallyport/redis store)'],
   cache: [
-    z.strictObject({
-      ttlMs: z.union([z.number().int().min(0), z.partialRecord(verdict, z.number().int().min(0))]).optional(),
+    shape.strictObject({
+      ttlMs: shape
+        .union([shape.number().int().min(0), shape.partialRecord(verdict, shape.number().int().min(0))])
+        .optional()
+        .describe('an integer number of ms (0 or more), or { allow?, challenge?, deny?, review? } of them'),
       key: fn.optional(),
-      checkpoints: z.boolean().optional(),
-      maxEntries: z.number().int().min(1).optional(),
-      store: z
+      checkpoints: shape.boolean().optional(),
+      maxEntries: shape.number().int().min(1).optional(),
+      store: shape
         .custom<Store>(
           (value) =>
             typeof value === 'object' &&
@@ -238,6 +250,11 @@ const schemas: Record<keyof GateOptions, [z.ZodType, string]> = {
   ],
 }
 
+/** Every option optional, described by what it accepts; no other key. */
+const gateShape = shape.strictObject(
+  Object.fromEntries(Object.entries(schemas).map(([key, [option, accepted]]) => [key, option.optional().describe(accepted)])),
+)
+
 const ALL_WARNINGS: WarningCode[] = [
   'SP_WARN_XFF_UNTRUSTED',
   'SP_WARN_TRUST_ALL_PROXIES',
@@ -248,6 +265,7 @@ const ALL_WARNINGS: WarningCode[] = [
   'SP_WARN_POOL_SATURATED',
   'SP_WARN_ON_ERROR_OPEN',
   'SP_WARN_CHECKPOINT_BEFORE_BODY_PARSER',
+  'SP_WARN_CHECKPOINT_UNREAD',
 ]
 
 /**
@@ -259,35 +277,24 @@ function uncalledFactory(value: unknown): SallyportError | undefined {
   if (factory === undefined) return undefined
   const fix =
     factory.name === '' ? 'you passed a function; call it to make the backend' : `you passed the factory; call it: ${factory.name}({...})`
-  return new SallyportError('SP_INVALID_OPTION', `Invalid option \`backend\`: ${fix}.`, { option: 'backend' })
+  return new SallyportError('SP_INVALID_OPTION', `Invalid option \`backend\` for ${FACTORY}(): ${fix}.`, { option: 'backend' })
 }
 
 /** Validates every option and resolves defaults, once. Throws `SP_INVALID_OPTION` naming the option. */
 export function resolveOptions<Native>(input: GateOptions<Native> | undefined): ResolvedOptions<Native> {
-  if (input !== undefined && (typeof input !== 'object' || input === null || Array.isArray(input))) {
-    throw invalidOption('options', 'an object')
+  if (typeof input === 'object' && input !== null && Object.hasOwn(input, 'backend')) {
+    const factory = uncalledFactory(input.backend)
+    if (factory !== undefined) throw factory
   }
-  const options: GateOptions<Native> = input ?? {}
-  for (const key of Object.keys(options)) {
-    const entry = schemas[key as keyof GateOptions]
-    if (entry === undefined) throw invalidOption(key, `one of the known options (${Object.keys(schemas).join(', ')})`)
-    const value = options[key as keyof GateOptions]
-    if (value === undefined) continue
-    const result = entry[0].safeParse(value)
-    if (!result.success) {
-      if (key === 'backend') {
-        const factory = uncalledFactory(value)
-        if (factory !== undefined) throw factory
-      }
-      // Name the nested field when there is one (`challenge.url`), so the fix is obvious.
-      const issue = result.error.issues[0]
-      const nested = issue?.code === 'unrecognized_keys' ? issue.keys[0] : issue?.path.find((part) => typeof part === 'string')
-      throw invalidOption(nested === undefined ? key : `${key}.${String(nested)}`, entry[1], result.error)
-    }
-  }
+  const options = checkOptions(FACTORY, gateShape, input === undefined ? {} : input) as GateOptions<Native>
 
   if (options.backend !== undefined && options.store !== undefined) {
-    throw invalidOption('store', 'to be given to the backend that uses it (e.g. `localPolicies({ store })`) when `backend` is set')
+    throw invalidOption(
+      'store',
+      'to be given to the backend that uses it (e.g. `localPolicies({ store })`) when `backend` is set',
+      undefined,
+      FACTORY,
+    )
   }
   const logger = options.logger ?? consoleLogger
   const backends =
@@ -296,15 +303,20 @@ export function resolveOptions<Native>(input: GateOptions<Native> | undefined): 
       : [options.backend].flat()
   const names = new Set<string>()
   for (const { name, pages } of backends) {
-    if (names.has(name)) throw invalidOption('backend', `backends with distinct names (\`${name}\` appears twice)`)
+    if (names.has(name)) throw invalidOption('backend', `backends with distinct names (\`${name}\` appears twice)`, undefined, FACTORY)
     names.add(name)
     const badPage = badStaticPage(pages)
     if (badPage !== null)
-      throw invalidOption('backend', `hosted pages that are ${PAGE_URLS_ACCEPTED} (\`${name}\`'s ${badPage} page is not)`)
+      throw invalidOption(
+        'backend',
+        `hosted pages that are ${PAGE_URLS_ACCEPTED} (\`${name}\`'s ${badPage} page is not)`,
+        undefined,
+        FACTORY,
+      )
   }
   for (const backend of backends) checkHeaderAccess(backend)
-  const onError = Object.fromEntries(FAILURES.map((failure) => [failure, 'allow'])) as Record<FailureClass, Verdict>
-  if (typeof options.onError === 'string') for (const failure of FAILURES) onError[failure] = options.onError
+  const onError = Object.fromEntries(FAILURE_CLASSES.map((failure) => [failure, 'allow'])) as Record<FailureClass, Verdict>
+  if (typeof options.onError === 'string') for (const failure of FAILURE_CLASSES) onError[failure] = options.onError
   else Object.assign(onError, options.onError)
 
   const warnings = options.warnings ?? true

@@ -1,5 +1,5 @@
-import { z } from 'zod'
-import { invalidOption } from './errors.js'
+import { checkOptions } from './check-options.js'
+import { type Shape, shape } from './shape.js'
 
 /**
  * Shared counters with expiry: velocity rules, used challenges. The in-memory store
@@ -23,7 +23,7 @@ export interface Store {
 }
 
 /** Accepts anything with the three counter methods: options check stores by shape, not class. */
-export const storeSchema = z.custom<Store>(
+export const storeShape = shape.custom<Store>(
   (value) =>
     typeof value === 'object' &&
     value !== null &&
@@ -38,6 +38,14 @@ export interface MemoryStoreOptions {
   /** Clock, for tests. Defaults to `Date.now`. */
   now?: () => number
 }
+
+const optionsShape = shape.strictObject({
+  maxKeys: shape.number().int().min(1).optional().describe('a positive integer'),
+  now: shape
+    .custom<() => number>((value) => typeof value === 'function')
+    .optional()
+    .describe('a function returning the time in epoch ms'),
+} satisfies Record<keyof MemoryStoreOptions, Shape>)
 
 interface Entry {
   count: number
@@ -57,10 +65,9 @@ export class MemoryStore implements Store {
   readonly #now: () => number
 
   constructor(options: MemoryStoreOptions = {}) {
-    const maxKeys = options.maxKeys ?? 100_000
-    if (!Number.isInteger(maxKeys) || maxKeys < 1) throw invalidOption('maxKeys', 'a positive integer')
-    this.#maxKeys = maxKeys
-    this.#now = options.now ?? Date.now
+    const { maxKeys, now } = checkOptions('new MemoryStore', optionsShape, options)
+    this.#maxKeys = maxKeys ?? 100_000
+    this.#now = now ?? Date.now
   }
 
   async increment(key: string, ttlMs: number): Promise<{ count: number; expiresAt: number }> {

@@ -1,11 +1,12 @@
 import { randomBytes, randomInt } from 'node:crypto'
 import { type Challenge, createChallenge, verifySolution } from 'altcha-lib'
 import { deriveKey } from 'altcha-lib/algorithms/sha'
-import { z } from 'zod'
+import { checkOptions } from '../check-options.js'
 import { invalidOption } from '../errors.js'
 import type { WarningCode } from '../logger.js'
 import { safeRedirectTarget } from '../redirect.js'
-import type { Store } from '../store.js'
+import { type Infer, type Shape, shape } from '../shape.js'
+import { type Store, storeShape } from '../store.js'
 import type { BackendRoutes, DecisionInput, ServedRequest, ServedResponse } from '../types.js'
 import { CLEARANCE_COOKIE, clearanceBinding, issueClearance, verifyClearance } from './clearance.js'
 import { type ClearanceCheck, clearedElsewhere, ephemeralSecret, registerCheck } from './keys.js'
@@ -46,32 +47,51 @@ export interface ChallengeService {
 const CHALLENGE_TTL_S = 300
 const MAX_PAYLOAD = 4096
 
-const payloadSchema = z.object({
-  challenge: z.object({
-    parameters: z.looseObject({
-      algorithm: z.literal('SHA-256'),
-      nonce: z.string().regex(/^[0-9a-f]{32}$/),
-      salt: z.string().regex(/^[0-9a-f]{32}$/),
-      cost: z.literal(1),
-      keyLength: z.literal(32),
-      keyPrefix: z.string().regex(/^[0-9a-f]{2,64}$/),
-      expiresAt: z.number().int(),
-      data: z.object({ binding: z.string().max(64) }),
+const payloadSchema = shape.object({
+  challenge: shape.object({
+    // Loose, and passed on as sent: the signature covers every parameter.
+    parameters: shape.looseObject({
+      algorithm: shape.literal('SHA-256'),
+      nonce: shape.string().regex(/^[0-9a-f]{32}$/),
+      salt: shape.string().regex(/^[0-9a-f]{32}$/),
+      cost: shape.literal(1),
+      keyLength: shape.literal(32),
+      keyPrefix: shape.string().regex(/^[0-9a-f]{2,64}$/),
+      expiresAt: shape.number().int(),
+      data: shape.object({ binding: shape.string().max(64) }),
     }),
-    signature: z.string().regex(/^[0-9a-f]{64}$/),
+    signature: shape.string().regex(/^[0-9a-f]{64}$/),
   }),
-  solution: z.object({
-    counter: z.number().int().min(0).max(0xffffffff),
-    derivedKey: z.string().regex(/^[0-9a-f]{64}$/),
-    time: z.number().optional(),
+  solution: shape.object({
+    counter: shape.number().int().min(0).max(0xffffffff),
+    derivedKey: shape.string().regex(/^[0-9a-f]{64}$/),
+    time: shape.number().optional(),
   }),
 })
 
+/** The options `localPolicies()` passes on, checked there too so its errors name it. */
+export const challengeOptionShapes = {
+  secret: shape.string().min(32).optional().describe('a string of at least 32 characters (e.g. 32 random bytes, hex-encoded)'),
+  difficulty: shape.number().int().min(1).max(10_000_000).optional().describe('an integer from 1 to 10000000'),
+  clearanceTtlMs: shape.number().int().min(1000).optional().describe('an integer of at least 1000 ms'),
+}
+
+const optionsShape = shape.strictObject({
+  ...challengeOptionShapes,
+  store: storeShape.describe('a store with increment(), get() and delete()'),
+  prefix: shape
+    .string()
+    .regex(/^\/[A-Za-z0-9._~-]+\/$/)
+    .optional()
+    .describe('a path such as "/.sallyport/"'),
+  now: shape
+    .custom<() => number>((value) => typeof value === 'function')
+    .optional()
+    .describe('a function returning the time in epoch ms'),
+} satisfies Record<keyof ChallengeServiceOptions, Shape>)
+
 function resolveSecret(secret: string | undefined): { secret: string; ephemeral: boolean } {
-  if (secret !== undefined) {
-    if (secret.length < 32) throw invalidOption('secret', 'a string of at least 32 characters (e.g. 32 random bytes, hex-encoded)')
-    return { secret, ephemeral: false }
-  }
+  if (secret !== undefined) return { secret, ephemeral: false }
   const fromEnv = process.env.SALLYPORT_SECRET
   if (fromEnv !== undefined && fromEnv.length > 0) {
     if (fromEnv.length < 32) throw invalidOption('SALLYPORT_SECRET', 'at least 32 characters')
@@ -91,19 +111,15 @@ function bindingTag(secret: string, binding: string): string {
  * signed clearance cookie a solution earns.
  */
 export function createChallengeService(options: ChallengeServiceOptions): ChallengeService {
-  const { secret, ephemeral } = resolveSecret(options.secret)
-  const prefix = options.prefix ?? '/.sallyport/'
-  if (!/^\/[A-Za-z0-9._~-]+\/$/.test(prefix)) throw invalidOption('prefix', 'a path such as "/.sallyport/"')
-  const difficulty = options.difficulty ?? 50_000
-  if (!Number.isInteger(difficulty) || difficulty < 1 || difficulty > 10_000_000) {
-    throw invalidOption('difficulty', 'an integer from 1 to 10000000')
-  }
-  const clearanceTtlMs = options.clearanceTtlMs ?? 30 * 60_000
-  if (!Number.isInteger(clearanceTtlMs) || clearanceTtlMs < 1000) throw invalidOption('clearanceTtlMs', 'an integer of at least 1000 ms')
-  const now = options.now ?? Date.now
+  const checked = checkOptions('createChallengeService', optionsShape, options)
+  const { secret, ephemeral } = resolveSecret(checked.secret)
+  const prefix = checked.prefix ?? '/.sallyport/'
+  const difficulty = checked.difficulty ?? 50_000
+  const clearanceTtlMs = checked.clearanceTtlMs ?? 30 * 60_000
+  const now = checked.now ?? Date.now
   const pagePath = `${prefix}challenge`
   const verifyPath = `${prefix}verify`
-  const { store } = options
+  const { store } = checked
 
   const warnings: Array<{ code: WarningCode; message: string }> = []
   if (ephemeral) {
@@ -167,7 +183,7 @@ export function createChallengeService(options: ChallengeServiceOptions): Challe
     }
     const raw = form?.get('payload')
     if (raw === undefined || raw === null || raw.length > MAX_PAYLOAD) return fail()
-    let parsed: z.infer<typeof payloadSchema>
+    let parsed: Infer<typeof payloadSchema>
     try {
       parsed = payloadSchema.parse(JSON.parse(raw))
     } catch {

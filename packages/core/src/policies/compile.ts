@@ -1,5 +1,5 @@
 import { invalidOption } from '../errors.js'
-import type { MaybePromise } from '../now.js'
+import type { Eventually } from '../same-tick.js'
 import type { BackendVerdict, Verdict } from '../types.js'
 import { type CompileEnv, compileCondition, type Matcher } from './conditions.js'
 import type { RequestFacts } from './facts.js'
@@ -63,11 +63,11 @@ export function compileRules(
  * The answer comes back without a promise unless a rule has to wait (a velocity counter in
  * the store): most requests are decided in the same tick.
  */
-export function evaluate(rules: readonly CompiledRule[], facts: RequestFacts): MaybePromise<BackendVerdict> {
+export function evaluate(rules: readonly CompiledRule[], facts: RequestFacts): Eventually<BackendVerdict> {
   return evaluateFrom(rules, facts, 0)
 }
 
-function evaluateFrom(rules: readonly CompiledRule[], facts: RequestFacts, from: number): MaybePromise<BackendVerdict> {
+function evaluateFrom(rules: readonly CompiledRule[], facts: RequestFacts, from: number): Eventually<BackendVerdict> {
   for (let index = from; index < rules.length; index++) {
     const rule = rules[index] as CompiledRule
     const matched = rule.match(facts)

@@ -1,9 +1,10 @@
-import { z } from 'zod'
 import type { SallyportError } from '../errors.js'
 import { invalidOption } from '../errors.js'
+import { type AnyShape, formatPath, type Shape, type ShapeError, shape } from '../shape.js'
+import { CHECKPOINT_STATUSES, VERDICTS } from '../types.js'
 
 /**
- * The rule format, as zod schemas: the same shape TypeScript users write and JSON files
+ * The rule format, as shapes: the same shape TypeScript users write and JSON files
  * hold. Checking is structural here; what needs parsing (CIDR ranges, regex sources, list
  * names) is checked when the rule compiles, with the same kind of error.
  */
@@ -14,55 +15,59 @@ const EVENT = /^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 const SIGNAL_FIELD = /^(?:email|phone|deviceToken|(?:metadata|transaction)(?:\.[A-Za-z0-9_-]{1,64}){1,8})$/
 
-const fn = z.custom<(...args: never[]) => unknown>((value) => typeof value === 'function')
-const regexObject = z.strictObject({
-  regex: z.string().min(1).max(2000),
-  flags: z
+const fn = shape.custom<(...args: never[]) => unknown>((value) => typeof value === 'function', 'a function')
+const regexObject = shape.strictObject({
+  regex: shape.string().min(1).max(2000),
+  flags: shape
     .string()
     .regex(/^[dgimsuvy]*$/)
     .optional(),
 })
 /** A blank substring would match almost every request: surely a mistake. */
-const substring = z.string().max(512).regex(/\S/)
-const pattern = z.union([substring, z.instanceof(RegExp), regexObject])
-const patterns = z.union([pattern, z.array(pattern).min(1)])
-const listRef = z.union([z.array(z.string().min(1).max(300)), z.strictObject({ list: z.string().regex(NAME) })])
-const pathPattern = z.union([
-  z.string().startsWith('/').max(2000),
-  z.instanceof(RegExp),
-  z.strictObject({ exact: z.string().startsWith('/').max(2000) }),
-  z.strictObject({ prefix: z.string().startsWith('/').max(2000) }),
+const substring = shape.string().max(512).regex(/\S/)
+const pattern = shape.union([substring, shape.instanceof(RegExp), regexObject])
+const patterns = shape.union([pattern, shape.array(pattern).min(1)])
+const listRef = shape.union([shape.array(shape.string().min(1).max(300)), shape.strictObject({ list: shape.string().regex(NAME) })])
+const pathPattern = shape.union([
+  shape.string().startsWith('/').max(2000),
+  shape.instanceof(RegExp),
+  shape.strictObject({ exact: shape.string().startsWith('/').max(2000) }),
+  shape.strictObject({ prefix: shape.string().startsWith('/').max(2000) }),
   regexObject,
 ])
-const event = z.string().regex(EVENT)
-const status = z.enum(['attempted', 'succeeded', 'failed'])
-const oneOrMore = <T extends z.ZodType>(schema: T) => z.union([schema, z.array(schema).min(1)])
+const event = shape.string().regex(EVENT)
+const status = shape.enum(CHECKPOINT_STATUSES)
+const oneOrMore = <T extends AnyShape>(item: T) => shape.union([item, shape.array(item).min(1)])
 
 const leaves = {
   ip: listRef,
   userAgent: patterns,
-  browserHeaders: z.enum(['missing', 'inconsistent']),
-  header: z.strictObject({ name: z.string().regex(HEADER_NAME), present: z.boolean().optional(), matches: patterns.optional() }),
-  method: oneOrMore(z.string().regex(/^[A-Za-z]{1,20}$/)),
+  browserHeaders: shape.enum(['missing', 'inconsistent']),
+  header: shape.strictObject({
+    name: shape.string().regex(HEADER_NAME),
+    present: shape.boolean().optional(),
+    matches: patterns.optional(),
+  }),
+  method: oneOrMore(shape.string().regex(/^[A-Za-z]{1,20}$/)),
   path: oneOrMore(pathPattern),
-  navigation: z.boolean(),
-  checkpoint: z.union([
-    z.boolean(),
+  navigation: shape.boolean(),
+  checkpoint: shape.union([
+    shape.boolean(),
     oneOrMore(event),
-    z.strictObject({ event: oneOrMore(event).optional(), status: oneOrMore(status).optional() }),
+    shape.strictObject({ event: oneOrMore(event).optional(), status: oneOrMore(status).optional() }),
   ]),
   emailDomain: listRef,
-  signal: z.strictObject({
-    field: z.string().regex(SIGNAL_FIELD),
-    present: z.boolean().optional(),
+  signal: shape.strictObject({
+    field: shape.string().regex(SIGNAL_FIELD),
+    present: shape.boolean().optional(),
     matches: patterns.optional(),
-    above: z.number().finite().optional(),
-    below: z.number().finite().optional(),
+    above: shape.number().finite().optional(),
+    below: shape.number().finite().optional(),
   }),
-  velocity: z.strictObject({
-    key: z.union([z.enum(['ip', 'email']), fn]),
-    limit: z.number().int().min(0).max(1_000_000_000),
-    windowMs: z
+  velocity: shape.strictObject({
+    key: shape.union([shape.enum(['ip', 'email']), fn]),
+    limit: shape.number().int().min(0).max(1_000_000_000),
+    windowMs: shape
       .number()
       .int()
       .min(1)
@@ -105,38 +110,36 @@ export function accepted(part: string): string {
   return ACCEPTED[part] ?? 'a valid value'
 }
 
-export const conditionSchema: z.ZodType = z.lazy(() =>
-  z
+export const conditionSchema: Shape = shape.lazy(() =>
+  shape
     .strictObject({
-      all: z.array(conditionSchema).min(1).optional(),
-      any: z.array(conditionSchema).min(1).optional(),
+      all: shape.array(conditionSchema).min(1).optional(),
+      any: shape.array(conditionSchema).min(1).optional(),
       not: conditionSchema.optional(),
       ...Object.fromEntries(LEAF_KEYS.map((key) => [key, leaves[key].optional()])),
     })
-    .refine((value) => Object.values(value).some((test) => test !== undefined), { message: 'empty condition' }),
+    .refine((value) => Object.values(value).some((test) => test !== undefined), 'a condition with at least one test'),
 )
 
-export const ruleSchema = z.strictObject({
-  name: z.string().regex(NAME),
-  verdict: z.enum(['allow', 'challenge', 'deny', 'review']),
-  priority: z.number().finite().optional(),
+export const ruleSchema = shape.strictObject({
+  name: shape.string().regex(NAME),
+  verdict: shape.enum(VERDICTS),
+  priority: shape.number().finite().optional(),
   when: conditionSchema.optional(),
-  description: z.string().max(2000).optional(),
+  description: shape.string().max(2000).optional(),
 })
 
-export const listSourceSchema = z.union([
-  z.array(z.string().max(300)),
-  z.strictObject({
-    file: z.string().min(1),
-    reloadIntervalMs: z.number().int().min(10).max(86_400_000).optional(),
+export const listSource = shape.union([
+  shape.array(shape.string().max(300)),
+  shape.strictObject({
+    file: shape.string().min(1),
+    reloadIntervalMs: shape.number().int().min(10).max(86_400_000).optional(),
   }),
 ])
 
 /** `rules[3].when.all[0].ip[2]` from a base and path segments. */
 export function optionPath(base: string, segments: readonly PropertyKey[]): string {
-  let path = base
-  for (const segment of segments) path += typeof segment === 'number' ? `[${segment}]` : `.${String(segment)}`
-  return path
+  return formatPath(segments, base)
 }
 
 /**
@@ -167,15 +170,16 @@ function partAt(segments: readonly PropertyKey[]): string {
   return part
 }
 
-/** The first problem zod found in a rule, as a `SP_INVALID_OPTION` error naming where it is. */
-export function ruleError(base: string, error: z.ZodError): SallyportError {
+/** The first problem found in a rule, as a `SP_INVALID_OPTION` error naming where it is. */
+export function ruleError(base: string, error: ShapeError): SallyportError {
   const issue = error.issues[0]
   if (issue === undefined) return invalidOption(base, accepted('rule'), error)
   const segments = issue.path
   const part = partAt(segments)
-  if (issue.code === 'unrecognized_keys' && issue.keys[0] !== undefined) {
+  const unknown = issue.code === 'unrecognized_keys' ? issue.keys?.[0] : undefined
+  if (unknown !== undefined) {
     const where = segments.length === 0 ? 'rule' : part === 'when' ? 'condition' : part
-    return invalidOption(optionPath(base, [...segments, issue.keys[0]]), accepted(where), error)
+    return invalidOption(optionPath(base, [...segments, unknown.slice(0, 64)]), accepted(where), error)
   }
   return invalidOption(optionPath(base, segments), accepted(part), error)
 }

@@ -214,6 +214,17 @@ describe('links in the packages', () => {
     })
   }
 
+  // An absolute link into the repository is only as good as the file it names.
+  for (const readme of readmes) {
+    it(`${readme} links only files that exist in the repository`, () => {
+      const prefix = 'https://github.com/sallyport/sallyport/blob/main/'
+      const targets = [...read(readme).matchAll(/\]\((https:\/\/github\.com\/sallyport\/sallyport\/blob\/main\/[^)\s#]+)/g)].map((match) =>
+        (match[1] as string).slice(prefix.length),
+      )
+      expect(targets.filter((target) => !existsSync(new URL(`../../${target}`, import.meta.url)))).toEqual([])
+    })
+  }
+
   it('links POLICIES.md by its absolute address wherever it is linked', () => {
     for (const readme of readmes) {
       for (const match of read(readme).matchAll(/\]\(([^)\s]*POLICIES\.md[^)\s]*)\)/g)) {

@@ -88,7 +88,6 @@ describe.each(['express-4', 'express-5'])('req.sallyport on %s', (version) => {
     // Echoes the client IP Sallyport resolved, so each answer shows which trust was applied.
     const echo: DecisionBackend = {
       name: 'echo',
-      inProcess: true,
       decide: async (input) => ({ verdict: 'allow', signals: { ip: input.ip } }),
     }
     const shared = guard({ logger: quiet, backend: echo })

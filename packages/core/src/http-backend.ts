@@ -1,8 +1,8 @@
 import type { Dispatcher } from 'undici'
-import { z } from 'zod'
 import { invalidOption, SallyportError } from './errors.js'
-import { parseJson, statusError, Transport } from './transport.js'
+import { checkReply } from './reply.js'
 import type { BackendPages, BackendVerdict, DecisionBackend, DecisionInput } from './types.js'
+import { httpVendor } from './vendor.js'
 
 export interface HttpBackendOptions {
   /** The decision endpoint; receives a JSON POST. */
@@ -42,22 +42,26 @@ export interface HttpBackendOptions {
   connections?: number
 }
 
-const defaultReply = z.object({
-  verdict: z.enum(['allow', 'challenge', 'deny', 'review']),
-  reason: z.string().max(256).nullable().optional(),
-  requestId: z.string().max(256).nullable().optional(),
-  complete: z.boolean().optional(),
-  signals: z.record(z.string(), z.unknown()).optional(),
-})
+/** The fields the default verdict reads; anything else in the reply (a `setCookies`, say) is ignored. */
+const REPLY_FIELDS = ['reason', 'requestId', 'complete', 'signals'] as const
 
-function defaultVerdict(reply: unknown): BackendVerdict {
-  const parsed = defaultReply.parse(reply)
-  const verdict: BackendVerdict = { verdict: parsed.verdict }
-  if (parsed.reason !== undefined) verdict.reason = parsed.reason
-  if (parsed.requestId !== undefined) verdict.requestId = parsed.requestId
-  if (parsed.complete !== undefined) verdict.complete = parsed.complete
-  if (parsed.signals !== undefined) verdict.signals = parsed.signals
-  return verdict
+/** A copy of the reply's signals without `__proto__`, a key that could reach an object's prototype. */
+function copySignals(signals: Record<string, unknown>): Record<string, unknown> {
+  const copy: Record<string, unknown> = {}
+  for (const key of Object.keys(signals)) if (key !== '__proto__') copy[key] = signals[key]
+  return copy
+}
+
+/** Reads `{ verdict, reason?, requestId?, complete?, signals? }`, checked as the gate checks every reply. */
+function defaultVerdict(name: string): (reply: unknown) => BackendVerdict {
+  return (reply) => {
+    const fields = (typeof reply === 'object' && reply !== null ? reply : {}) as Record<string, unknown>
+    const verdict: Record<string, unknown> = { verdict: fields.verdict }
+    for (const field of REPLY_FIELDS) if (fields[field] !== undefined) verdict[field] = fields[field]
+    const checked = checkReply(verdict, name)
+    if (checked.signals !== undefined) checked.signals = copySignals(checked.signals)
+    return checked
+  }
 }
 
 function defaultBody(input: DecisionInput): unknown {
@@ -79,36 +83,33 @@ export function httpBackend(options: HttpBackendOptions): DecisionBackend {
   if (connections !== undefined && !(Number.isInteger(connections) && connections >= 1 && connections <= 4096)) {
     throw invalidOption('connections', 'an integer from 1 to 4096')
   }
-  const transport = new Transport({
-    ...(connections === undefined ? {} : { connections }),
-    ...(options.maxResponseSize === undefined ? {} : { maxResponseSize: options.maxResponseSize }),
-    ...(options.dispatcher === undefined ? {} : { dispatcher: options.dispatcher }),
-  })
   const toBody = options.body ?? defaultBody
-  const toVerdict = options.verdict ?? defaultVerdict
+  const toVerdict = options.verdict ?? defaultVerdict(name)
   const headers = { ...options.headers }
 
-  const backend: DecisionBackend = {
+  return httpVendor({
     name,
-    // Scheme, host and port only: a path may carry a token, and URL.origin drops credentials.
-    origin: url.origin,
+    label: name,
+    endpoint: url,
+    transport: {
+      ...(connections === undefined ? {} : { connections }),
+      ...(options.maxResponseSize === undefined ? {} : { maxResponseSize: options.maxResponseSize }),
+      ...(options.dispatcher === undefined ? {} : { dispatcher: options.dispatcher }),
+    },
     ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
-    ...(options.cookies === undefined ? {} : { cookies: [...options.cookies] }),
-    ...(options.forwardHeaders === undefined ? {} : { headers: [...options.forwardHeaders] }),
+    ...(options.cookies === undefined ? {} : { cookies: options.cookies }),
+    ...(options.forwardHeaders === undefined ? {} : { headers: options.forwardHeaders }),
     ...(options.pages === undefined ? {} : { pages: options.pages }),
-    async decide(input, ctx) {
-      const reply = await transport.request({ method: 'POST', url, headers, json: toBody(input) }, ctx)
-      if (reply.status < 200 || reply.status > 299) throw statusError(reply, name)
-      const json = parseJson(reply)
-      let verdict: BackendVerdict
+    // Whatever the service sets is offered; the gate keeps only the cookies named in `cookies`.
+    forwardSetCookie: true,
+    request: (input) => ({ method: 'POST', headers, json: toBody(input) }),
+    verdict(json, reply) {
       try {
-        verdict = toVerdict(json)
+        return toVerdict(json)
       } catch (error) {
+        // Whatever the mapping threw, even a SallyportError of another class: the reply is what failed.
         throw SallyportError.backend('invalid', `${name} replied without a valid verdict.`, { status: reply.status, cause: error })
       }
-      return reply.setCookies.length === 0 ? verdict : { ...verdict, setCookies: [...(verdict.setCookies ?? []), ...reply.setCookies] }
     },
-    close: () => transport.close(),
-  }
-  return backend
+  })
 }

@@ -7,8 +7,10 @@ export {
   CLEARANCE_COOKIE,
   createChallengeService,
 } from './challenge/index.js'
+export { checkOptions, type OptionCheck } from './check-options.js'
 export type { CheckpointSpec, CompiledCheckpoint, Extractor } from './checkpoint.js'
 export { compileTrust, normalizeIp, resolveClientIp, resolveHost, resolveProtocol, type TrustProxy } from './client-ip.js'
+export { pause, within } from './deadline.js'
 export {
   failureOf,
   invalidCheckpoint,
@@ -53,6 +55,26 @@ export type {
 } from './policies/types.js'
 export { returnOrigin, returnUrl, safeRedirectTarget } from './redirect.js'
 export { type CookieCheck, checkSetCookie, MAX_FORWARDED_COOKIES } from './set-cookie.js'
+/**
+ * For backend authors: `shape`, a small checker in zod's vocabulary, and `checkOptions`, which
+ * checks a factory's options with one and throws `SP_INVALID_OPTION` in Sallyport's words.
+ */
+export {
+  type AnyShape,
+  type ArrayShape,
+  formatPath,
+  type Infer,
+  type Issue,
+  type IssueCode,
+  type NumberShape,
+  type ObjectOutput,
+  type ObjectShape,
+  type SafeParseResult,
+  Shape,
+  ShapeError,
+  type StringShape,
+  shape,
+} from './shape.js'
 export type { SkipRule } from './skip.js'
 export { MemoryStore, type MemoryStoreOptions, type Store } from './store.js'
 export { type HttpReply, type HttpRequest, parseJson, statusError, Transport, type TransportOptions } from './transport.js'
@@ -75,3 +97,9 @@ export type {
   TrustFunction,
   Verdict,
 } from './types.js'
+export { CHECKPOINT_STATUSES, FAILURE_CLASSES, VERDICTS } from './types.js'
+/**
+ * For backend authors: an HTTP decision service as a backend from its options, its request and
+ * its reply mapping (`httpVendor`), and `boundedText` for text copied from a reply.
+ */
+export { boundedText, type HttpVendorCall, type HttpVendorSpec, httpVendor } from './vendor.js'

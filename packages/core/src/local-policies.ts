@@ -1,18 +1,19 @@
 import { resolve } from 'node:path'
-import { z } from 'zod'
-import { CLEARANCE_COOKIE, createChallengeService } from './challenge/index.js'
+import { CLEARANCE_COOKIE, challengeOptionShapes, createChallengeService } from './challenge/index.js'
+import { checkOptions } from './check-options.js'
 import { invalidOption } from './errors.js'
 import { consoleLogger, type Logger, type WarningCode } from './logger.js'
-import { answersNow, type MaybePromise } from './now.js'
 import { type CompiledRule, compileBuiltRule, compileRules, evaluate } from './policies/compile.js'
 import type { CompileEnv } from './policies/conditions.js'
 import { defaultRules } from './policies/defaults.js'
 import { RequestFacts } from './policies/facts.js'
 import { parseRange } from './policies/ip-set.js'
 import { compileEntries, fileList, inlineList, type ListHandle, type ListStatus, type NamedList } from './policies/lists.js'
-import { listSourceSchema, NAME } from './policies/schema.js'
+import { listSource, NAME } from './policies/schema.js'
 import type { ListSource, Rule } from './policies/types.js'
-import { MemoryStore, type Store, storeSchema } from './store.js'
+import type { Eventually } from './same-tick.js'
+import { type Shape, shape } from './shape.js'
+import { MemoryStore, type Store, storeShape } from './store.js'
 import type { BackendVerdict, DecideContext, DecisionBackend, DecisionInput } from './types.js'
 
 export interface LocalPoliciesOptions {
@@ -51,29 +52,32 @@ export interface LocalPoliciesBackend extends DecisionBackend {
   listStatus(name: string): ListStatus | undefined
 }
 
-const fn = z.custom<(...args: never[]) => unknown>((value) => typeof value === 'function')
-const optionSchemas: Record<keyof LocalPoliciesOptions, [z.ZodType, string]> = {
-  rules: [z.array(z.unknown()), 'an array of rules'],
-  lists: [z.record(z.string(), z.unknown()), 'an object of named lists'],
-  store: [storeSchema, 'a store with increment(), get() and delete()'],
-  secret: [z.string(), 'a string of at least 32 characters'],
-  difficulty: [z.number(), 'an integer'],
-  clearanceTtlMs: [z.number(), 'an integer number of milliseconds'],
-  allowIps: [z.array(z.string()), 'an array of IP addresses or CIDR ranges'],
-  denyIps: [z.array(z.string()), 'an array of IP addresses or CIDR ranges'],
-  denyUserAgents: [z.array(z.union([z.string().regex(/\S/), z.instanceof(RegExp)])), 'RegExps or non-blank strings'],
-  logger: [z.object({ warn: fn, error: fn }), 'a pino-compatible logger with warn() and error()'],
-}
+/** Anything with `warn()` and `error()`, own or inherited (pino's are on its prototype). */
+export const loggerShape = shape.custom<Logger>(
+  (value) =>
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Logger).warn === 'function' &&
+    typeof (value as Logger).error === 'function',
+)
+
+const ips = shape.array(shape.string()).optional().describe('an array of IP addresses or CIDR ranges')
+const optionsShape = shape.strictObject({
+  rules: shape.array(shape.unknown()).optional().describe('an array of rules'),
+  lists: shape.record(shape.string(), shape.unknown()).optional().describe('an object of named lists'),
+  store: storeShape.optional().describe('a store with increment(), get() and delete()'),
+  ...challengeOptionShapes,
+  allowIps: ips,
+  denyIps: ips,
+  denyUserAgents: shape
+    .array(shape.union([shape.string().regex(/\S/), shape.instanceof(RegExp)]))
+    .optional()
+    .describe('RegExps or non-blank strings'),
+  logger: loggerShape.optional().describe('a pino-compatible logger with warn() and error()'),
+} satisfies Record<keyof LocalPoliciesOptions, Shape>)
 
 function validate(input: LocalPoliciesOptions): void {
-  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw invalidOption('localPolicies', 'an options object')
-  for (const [key, value] of Object.entries(input)) {
-    const entry = optionSchemas[key as keyof LocalPoliciesOptions]
-    if (entry === undefined) throw invalidOption(key, `one of the known localPolicies options (${Object.keys(optionSchemas).join(', ')})`)
-    if (value === undefined) continue
-    const result = entry[0].safeParse(value)
-    if (!result.success) throw invalidOption(key, entry[1], result.error)
-  }
+  checkOptions('localPolicies', optionsShape, input)
   for (const key of ['allowIps', 'denyIps'] as const) {
     input[key]?.forEach((entry) => {
       if (parseRange(entry.trim()) === null) throw invalidOption(key, `IP addresses or CIDR ranges (got ${JSON.stringify(entry)})`)
@@ -85,7 +89,7 @@ function openLists(sources: Record<string, ListSource>, logger: Logger, problems
   for (const [name, source] of Object.entries(sources)) {
     const option = `lists.${name}`
     if (!NAME.test(name)) throw invalidOption(option, 'a list name of letters, digits, "_", "." or "-" (at most 64)')
-    const result = listSourceSchema.safeParse(source)
+    const result = listSource.safeParse(source)
     if (!result.success) throw invalidOption(option, 'an array of entries, or { file, reloadIntervalMs? }', result.error)
     if (Array.isArray(source)) {
       const compiled = compileEntries(source as readonly string[], (index) => {
@@ -180,13 +184,9 @@ export function localPolicies(input: LocalPoliciesOptions = {}): LocalPoliciesBa
   if (problems.length > 0) warnings.push({ code: 'SP_WARN_LIST_UNREADABLE', message: problems.join(' ') })
   const isCleared = service.isCleared.bind(service)
 
-  const decideNow = (decisionInput: DecisionInput, ctx: DecideContext): MaybePromise<BackendVerdict> =>
-    evaluate(rules, new RequestFacts(decisionInput, ctx, isCleared))
   return {
     name: 'local',
     timeoutMs: 50,
-    // With its own in-memory store nothing here waits on I/O; a shared store (Redis) does.
-    inProcess: ownStore,
     // Path rules and velocity counters must see every request: never reused from the decision cache.
     cacheable: false,
     cookies: [CLEARANCE_COOKIE],
@@ -196,8 +196,10 @@ export function localPolicies(input: LocalPoliciesOptions = {}): LocalPoliciesBa
     pages: { challenge: service.pagePath },
     routes: service.routes,
     warnings,
-    // The public contract is a promise; the gate asks for the same answer without one.
-    decide: answersNow(async (decisionInput, ctx) => decideNow(decisionInput, ctx), decideNow),
+    // The answer comes without a promise unless a rule waits on the store: the gate, and the
+    // adapter after it, can answer in the same tick.
+    decide: (decisionInput: DecisionInput, ctx: DecideContext): Eventually<BackendVerdict> =>
+      evaluate(rules, new RequestFacts(decisionInput, ctx, isCleared)),
     listStatus: (name) => lists.get(name)?.status(),
     async close() {
       for (const list of lists.values()) list.close()

@@ -16,6 +16,7 @@ export type WarningCode =
   | 'SP_WARN_POOL_SATURATED'
   | 'SP_WARN_ON_ERROR_OPEN'
   | 'SP_WARN_CHECKPOINT_BEFORE_BODY_PARSER'
+  | 'SP_WARN_CHECKPOINT_UNREAD'
 
 /** Writes to stderr; what `logger` defaults to. Debug output is dropped. */
 export const consoleLogger: Logger = {

@@ -10,8 +10,12 @@ function acceptHeader(headers: IncomingHttpHeaders): string {
 
 const HTML = /text\/html/i
 
-/** A page load a browser makes: GET or HEAD that accepts HTML. Only these are redirected. */
-export function isNavigation(method: string, headers: IncomingHttpHeaders): boolean {
+/**
+ * A page load a browser makes: GET or HEAD whose Accept names HTML. Only these are sent to a
+ * challenge or block page. (The rules' `navigation` test is wider: it also counts an absent
+ * or `*\/*` Accept, what HTTP libraries send.)
+ */
+export function isHtmlPageLoad(method: string, headers: IncomingHttpHeaders): boolean {
   const accept = headers.accept
   return (method === 'GET' || method === 'HEAD') && typeof accept === 'string' && HTML.test(accept)
 }

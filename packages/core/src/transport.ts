@@ -1,12 +1,8 @@
 import { setTimeout as delay } from 'node:timers/promises'
-import { type Dispatcher, Pool } from 'undici'
-import { ABORT_SOURCE, AbortSource, CONNECTION_WAIT, type ConnectionWaitListener } from './abort.js'
+import type { Dispatcher, Pool } from 'undici'
+import { ABORT_CLIENT_GONE, AbortSource, abortError, abortOf, CONNECTION_WAIT, type ConnectionWaitListener, onAbort } from './deadline.js'
 import { SallyportError } from './errors.js'
 import type { DecideContext } from './types.js'
-
-/** Why a decision's signal was aborted. */
-export const ABORT_TIMEOUT = Symbol('sallyport.timeout')
-export const ABORT_CLIENT_GONE = Symbol('sallyport.client-gone')
 
 export interface TransportOptions {
   /** Largest reply body accepted, in bytes. Defaults to 256 KiB. */
@@ -48,25 +44,26 @@ export const DEFAULT_CONNECTIONS = 128
 const MIN_ATTEMPT_MS = 10
 const RETRYABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CLOSED'])
 
-/** The error a backend call ends with when the signal was aborted. */
-export function abortError(reason: unknown, cause?: unknown): SallyportError {
-  // Without a cause the error says nothing about this request: one made once will do. When
-  // a backend hangs every decision ends here, and an Error per decision costs a stack trace.
-  if (cause !== undefined) return newAbortError(reason, { cause })
-  if (reason === ABORT_CLIENT_GONE) {
-    clientGoneError ??= newAbortError(reason)
-    return clientGoneError
-  }
-  timeoutError ??= newAbortError(reason)
-  return timeoutError
-}
-let clientGoneError: SallyportError | undefined
-let timeoutError: SallyportError | undefined
+/**
+ * undici's Pool, loaded by the first Transport that needs Sallyport's own pools: a gate whose
+ * backends make no HTTP call (the embedded default), or bring their own dispatcher, never
+ * loads undici.
+ */
+let PoolClass: typeof Pool | undefined
+let loadingPool: Promise<void> | undefined
 
-function newAbortError(reason: unknown, details?: { cause: unknown }): SallyportError {
-  if (reason === ABORT_CLIENT_GONE)
-    return new SallyportError('SP_CLIENT_GONE', 'The client went away before the decision was made.', details)
-  return SallyportError.backend('timeout', 'The decision backend did not answer within the deadline.', details)
+function loadPool(): Promise<void> {
+  loadingPool ??= import('undici').then(
+    (undici) => {
+      PoolClass = undici.Pool
+    },
+    (error: unknown) => {
+      loadingPool = undefined
+      const why = error instanceof Error ? error.message : String(error)
+      throw SallyportError.backend('network', `Sallyport could not load undici, its HTTP client: ${why}`, { cause: error })
+    },
+  )
+  return loadingPool
 }
 
 function errorCode(error: unknown): string | undefined {
@@ -74,22 +71,6 @@ function errorCode(error: unknown): string | undefined {
   const code = (error as { code?: unknown }).code
   if (typeof code === 'string') return code
   return errorCode((error as { cause?: unknown }).cause)
-}
-
-/** What aborts this call: Sallyport's own {@link AbortSource} when the gate made `ctx`, else `ctx.signal`. */
-function abortOf(ctx: DecideContext): AbortSource | AbortSignal {
-  const source = (ctx as { [ABORT_SOURCE]?: () => AbortSource })[ABORT_SOURCE]
-  return typeof source === 'function' ? source.call(ctx) : ctx.signal
-}
-
-/** Calls `listener` once if `signal` aborts; returns a function that stops listening. */
-function onAbort(signal: AbortSource | AbortSignal, listener: () => void): () => void {
-  if (signal instanceof AbortSignal) {
-    signal.addEventListener('abort', listener, { once: true })
-    return () => signal.removeEventListener('abort', listener)
-  }
-  signal.on('abort', listener)
-  return () => signal.removeListener('abort', listener)
 }
 
 interface Waiter {
@@ -215,6 +196,9 @@ export class Transport {
     this.#external = options.dispatcher
     this.#maxResponseSize = options.maxResponseSize ?? DEFAULT_MAX_RESPONSE_SIZE
     this.#connections = options.connections ?? DEFAULT_CONNECTIONS
+    // Loading starts now, in the background, so that the first call finds undici loaded
+    // instead of spending its deadline on it. A failure here is the first call's to report.
+    if (this.#external === undefined) loadPool().catch(() => {})
   }
 
   /** Sallyport's own keep-alive pool for `origin`, with its connections; `undefined` with a dispatcher passed in. */
@@ -223,7 +207,7 @@ export class Transport {
     let entry = this.#pools.get(origin)
     if (entry === undefined) {
       // undici enforces the size limit as the body streams in, and ends the connection past it.
-      const pool = new Pool(origin, {
+      const pool = new (PoolClass as typeof Pool)(origin, {
         connections: this.#connections,
         keepAliveTimeout: 30_000,
         pipelining: 1,
@@ -298,6 +282,23 @@ export class Transport {
     signal: AbortSource | AbortSignal,
     ctx: DecideContext,
   ): Promise<HttpReply> {
+    // A call made before undici has finished loading (see the constructor) waits for it. Like
+    // a wait for a connection, the wait is local: the backend never saw the call, so the gate
+    // is told, and a deadline that passes meanwhile is not held against the backend.
+    if (PoolClass === undefined && this.#external === undefined) {
+      const listener = CONNECTION_WAIT in ctx ? (ctx as unknown as ConnectionWaitListener) : undefined
+      listener?.[CONNECTION_WAIT](true)
+      return loadPool().then(
+        () => {
+          listener?.[CONNECTION_WAIT](false)
+          return this.#once(request, headers, payload, signal, ctx)
+        },
+        (error: unknown) => {
+          listener?.[CONNECTION_WAIT](false)
+          throw error
+        },
+      )
+    }
     // Read from the URL on every call: a caller may change it between calls.
     const { url } = request
     const origin = url.origin

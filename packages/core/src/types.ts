@@ -1,13 +1,17 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { WarningCode } from './logger.js'
 
-/** What Sallyport enforces, in one vocabulary whatever the backend calls it. */
-export type Verdict = 'allow' | 'challenge' | 'deny' | 'review'
+/** What Sallyport enforces, in one vocabulary whatever the backend calls it; least strict first. */
+export const VERDICTS = ['allow', 'review', 'challenge', 'deny'] as const
+export type Verdict = (typeof VERDICTS)[number]
 
 /** How a backend call failed; `onError` maps each class to a verdict. */
-export type FailureClass = 'timeout' | 'network' | 'server' | 'client' | 'invalid'
+export const FAILURE_CLASSES = ['timeout', 'network', 'server', 'client', 'invalid'] as const
+export type FailureClass = (typeof FAILURE_CLASSES)[number]
 
-export type CheckpointStatus = 'attempted' | 'succeeded' | 'failed'
+/** How a checkpoint's attempt ended, as the app reports it. */
+export const CHECKPOINT_STATUSES = ['attempted', 'succeeded', 'failed'] as const
+export type CheckpointStatus = (typeof CHECKPOINT_STATUSES)[number]
 
 /** A risk checkpoint (login, signup, checkout, …) as the backend sees it. */
 export interface Checkpoint {
@@ -131,20 +135,27 @@ export interface DecisionBackend {
   /** Routes the backend serves on the site (its challenge page, say). */
   readonly routes?: BackendRoutes
   /**
-   * The backend decides in process without waiting on I/O (the local engine with its
-   * in-memory store). Nothing could interrupt it, so the gate gives it no deadline timer,
-   * abort signal or disconnect listener. Defaults to `false`.
-   */
-  readonly inProcess?: boolean
-  /**
    * `false`: the decision cache never reuses this backend's verdicts, because they depend on
    * more than the visitor and the kind of request (the local engine's path rules and velocity
    * counters must see every request). Defaults to `true`.
    */
   readonly cacheable?: boolean
+  /**
+   * `false`: this backend reads nothing of a checkpoint (its event, status, email, phone,
+   * device token, transaction): it judges requests only. A gate whose backends all say so warns
+   * once when a checkpoint is declared, as the checkpoint's signals would reach no one.
+   * Defaults to `true`.
+   */
+  readonly checkpoints?: boolean
   /** Misconfiguration the backend noticed at construction; the gate logs each once. */
   readonly warnings?: ReadonlyArray<{ code: WarningCode; message: string }>
-  decide(input: DecisionInput, ctx: DecideContext): Promise<BackendVerdict>
+  /**
+   * Judges one request. A backend that decides in process without waiting (the embedded
+   * engine on its memory store) may return the verdict itself: then the gate arms no timer,
+   * makes no abort signal and listens for no disconnect, and the adapter answers in the same
+   * tick. Anything that waits returns a promise, raced against `ctx.deadline`.
+   */
+  decide(input: DecisionInput, ctx: DecideContext): BackendVerdict | Promise<BackendVerdict>
   close?(): Promise<void>
 }
 

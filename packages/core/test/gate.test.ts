@@ -375,10 +375,10 @@ describe('Set-Cookie from backends', () => {
   })
 })
 
-describe('decideNow: the outcome in the same tick when nothing waits', () => {
-  it('hands back the local engine’s outcome itself, and decide() the same outcome as a promise', async () => {
+describe('decide: the outcome in the same tick when nothing waits', () => {
+  it('hands back the local engine’s outcome itself, the same as awaiting it gives', async () => {
     const gate = createGate<null>({ logger: recordingLogger() })
-    const now = gate.decideNow(view({ headers: { ...html, 'user-agent': 'curl/8.5.0' } }))
+    const now = gate.decide(view({ headers: { ...html, 'user-agent': 'curl/8.5.0' } }))
     expect(now).not.toBeInstanceOf(Promise)
     const later = await gate.decide(view({ headers: { ...html, 'user-agent': 'curl/8.5.0' } }))
     expect((now as Awaited<typeof now>).decision).toMatchObject({
@@ -394,9 +394,9 @@ describe('decideNow: the outcome in the same tick when nothing waits', () => {
   it('answers a skip in the same tick, and waits for a backend that does I/O', async () => {
     const { backend } = stub({ verdict: 'deny', reason: 'remote' })
     const gate = gateWith(backend, { staticPaths: ['/assets'] })
-    const skipped = gate.decideNow(view({ url: '/assets/app.css' }))
+    const skipped = gate.decide(view({ url: '/assets/app.css' }))
     expect(skipped).not.toBeInstanceOf(Promise)
-    const remote = gate.decideNow(view())
+    const remote = gate.decide(view())
     expect(remote).toBeInstanceOf(Promise)
     expect((await remote).decision).toMatchObject({ verdict: 'deny', reason: 'remote' })
   })
@@ -406,7 +406,7 @@ describe('decideNow: the outcome in the same tick when nothing waits', () => {
     const gate = createGate<null>({ logger: recordingLogger() })
     await gate.decide(view())
     const start = performance.now()
-    const quick = gate.decideNow(view())
+    const quick = gate.decide(view())
     expect(quick).not.toBeInstanceOf(Promise)
     const latency = (quick as Awaited<typeof quick>).decision.latencyMs
     expect(latency).toBeGreaterThanOrEqual(0)
@@ -415,7 +415,6 @@ describe('decideNow: the outcome in the same tick when nothing waits', () => {
     // The breaker opens on the first failure; the next decision skips the call in the same tick.
     const failing: DecisionBackend = {
       name: 'down',
-      inProcess: true,
       decide: () => {
         throw new Error('down')
       },
@@ -428,7 +427,7 @@ describe('decideNow: the outcome in the same tick when nothing waits', () => {
     await broken.decide(view())
     await new Promise((resolve) => setTimeout(resolve, 5))
     const before = performance.now()
-    const open = broken.decideNow(view())
+    const open = broken.decide(view())
     expect(open).not.toBeInstanceOf(Promise)
     const decision = (open as Awaited<typeof open>).decision
     expect(decision.reason).toBe('circuit_open')
@@ -462,7 +461,7 @@ describe('decideNow: the outcome in the same tick when nothing waits', () => {
         throw new Error('broken view')
       },
     } as RequestView<null>
-    const outcome = gate.decideNow(broken)
+    const outcome = gate.decide(broken)
     expect(outcome).not.toBeInstanceOf(Promise)
     expect((outcome as Awaited<typeof outcome>).decision).toMatchObject({ verdict: 'allow', reason: 'internal_error' })
     expect(logger.errors.map((error) => error.code)).toContain('SP_INTERNAL')

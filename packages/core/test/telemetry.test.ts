@@ -54,7 +54,7 @@ function recordingProviders() {
   return { tracerProvider, meterProvider, spans, counts }
 }
 
-const allow: DecisionBackend = { name: 'rules', inProcess: true, decide: async () => ({ verdict: 'allow', reason: 'ok' }) }
+const allow: DecisionBackend = { name: 'rules', decide: async () => ({ verdict: 'allow', reason: 'ok' }) }
 
 /** The gate loads the API with a dynamic import: let it settle before the first decision. */
 async function loaded(): Promise<void> {

@@ -203,7 +203,7 @@ function write(action: Action, decision: Decision, res: ServerResponse): void {
 }
 
 /** Carries out an outcome. Express's `next` is called at most once, and never from inside a try. */
-function apply(outcome: Outcome, req: GuardRequest, res: ServerResponse, next: NextFunction): void {
+function carryOut(outcome: Outcome, req: GuardRequest, res: ServerResponse, next: NextFunction): void {
   const { decision, action } = outcome
   record(req, decision)
   if (action.type === 'none') return
@@ -221,10 +221,10 @@ function apply(outcome: Outcome, req: GuardRequest, res: ServerResponse, next: N
 function handler<Req extends GuardRequest>(gate: Gate<Req>, checkpoint: CompiledCheckpoint<Req> | undefined): GuardHandler {
   return (req, res, next) => {
     // The request Express passes is the app's `Req`: the type parameter is only the app's name for it.
-    const outcome = gate.decideNow(new ExpressView(req as Req, res), checkpoint)
+    const outcome = gate.decide(new ExpressView(req as Req, res), checkpoint)
     // Decided in process: answer in this tick, as if Sallyport were not there.
     if (!(outcome instanceof Promise)) {
-      apply(outcome, req, res, next)
+      carryOut(outcome, req, res, next)
       return
     }
     let advanced = false
@@ -235,7 +235,7 @@ function handler<Req extends GuardRequest>(gate: Gate<Req>, checkpoint: Compiled
     }
     void outcome.then((settled) => {
       try {
-        apply(settled, req, res, proceed)
+        carryOut(settled, req, res, proceed)
       } catch (error) {
         // Only reached if Express's own `next` threw; hand it on once, if nothing was sent.
         if (!res.headersSent) proceed(error)

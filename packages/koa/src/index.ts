@@ -119,7 +119,7 @@ class KoaView<Ctx extends GuardContext> implements RequestView<Ctx> {
 }
 
 /** Koa writes the response after the middleware chain; set it on the context. */
-function apply(action: Action, decision: Decision, ctx: GuardContext & KoaWritable): void {
+function write(action: Action, decision: Decision, ctx: GuardContext & KoaWritable): void {
   for (const cookie of decision.setCookies) {
     // Already validated; a value Node still refuses is dropped rather than failing the request.
     try {
@@ -148,7 +148,7 @@ interface KoaWritable {
 const DONE: Promise<void> = Promise.resolve()
 
 /** Carries out an outcome; returns what Koa waits on (the rest of the chain when allowed). */
-function proceed(outcome: Outcome, ctx: GuardContext, next: Next): Promise<void> {
+function carryOut(outcome: Outcome, ctx: GuardContext, next: Next): Promise<void> {
   const { decision, action } = outcome
   ctx.state.sallyport = decision
   if (action.type === 'none') {
@@ -157,7 +157,7 @@ function proceed(outcome: Outcome, ctx: GuardContext, next: Next): Promise<void>
     return DONE
   }
   if (action.type === 'error') return Promise.reject(action.error)
-  apply(action, decision, ctx as GuardContext & KoaWritable)
+  write(action, decision, ctx as GuardContext & KoaWritable)
   return action.type === 'next' ? (next() as Promise<void>) : DONE
 }
 
@@ -167,13 +167,13 @@ function handler<Ctx extends GuardContext>(gate: Gate<Ctx>, checkpoint: Compiled
     const ctx = context as Ctx
     let outcome: Outcome | Promise<Outcome>
     try {
-      outcome = gate.decideNow(new KoaView(ctx), checkpoint)
+      outcome = gate.decide(new KoaView(ctx), checkpoint)
       // Decided in process: go on down the chain in this tick, with no extra promise.
-      if (!(outcome instanceof Promise)) return proceed(outcome, ctx, next)
+      if (!(outcome instanceof Promise)) return carryOut(outcome, ctx, next)
     } catch (error) {
       return Promise.reject(error)
     }
-    return outcome.then((settled) => proceed(settled, ctx, next))
+    return outcome.then((settled) => carryOut(settled, ctx, next))
   }
 }
 

@@ -1,12 +1,4 @@
-import {
-  type BackendVerdict,
-  type DecisionBackend,
-  invalidCheckpoint,
-  noClientIp,
-  parseJson,
-  statusError,
-  Transport,
-} from '@sallyport/core'
+import { type DecisionBackend, httpVendor, invalidCheckpoint, noClientIp } from '@sallyport/core'
 import { type IpqsOptions, resolveOptions } from './options.js'
 import { readLookup, toVerdict } from './reply.js'
 import { checkTransaction } from './transaction.js'
@@ -21,8 +13,6 @@ export {
 } from './options.js'
 export { looksLikeCardNumber } from './transaction.js'
 
-const VENDOR = 'IPQualityScore'
-
 /**
  * IPQualityScore IP reputation (`POST /api/json/ip`) as a decision backend. The key travels
  * in the `IPQS-KEY` header and the visitor's IP in the JSON body, so neither ends up in a URL
@@ -31,36 +21,28 @@ const VENDOR = 'IPQualityScore'
  */
 export function ipqs(options: IpqsOptions): DecisionBackend {
   const config = resolveOptions(options)
-  const transport = new Transport({
-    ...(config.maxResponseSize === undefined ? {} : { maxResponseSize: config.maxResponseSize }),
-    ...(config.dispatcher === undefined ? {} : { dispatcher: config.dispatcher }),
-  })
   const headers = { 'IPQS-KEY': config.key }
 
-  return {
+  return httpVendor({
     name: 'ipqs',
-    origin: config.endpoint.origin,
+    label: 'IPQualityScore',
+    endpoint: config.endpoint,
     timeoutMs: config.timeoutMs,
-    async decide(input, ctx): Promise<BackendVerdict> {
+    transport: config.transport,
+    request(input) {
       // The application's own mistake is reported whether or not a lookup would follow.
       const fromCheckpoint = input.checkpoint?.transaction
-      const transaction =
-        fromCheckpoint === undefined
-          ? config.transaction
-          : { ...config.transaction, ...checkTransaction(fromCheckpoint, (field, accepted) => invalidCheckpoint(field, accepted)) }
+      const transaction = fromCheckpoint === undefined ? {} : checkTransaction(fromCheckpoint, invalidCheckpoint)
       // IP reputation needs an IP: without a trustworthy one there is nothing to look up.
-      if (input.ip === null) throw noClientIp(VENDOR)
+      if (input.ip === null) throw noClientIp('IPQualityScore')
 
-      const body: Record<string, unknown> = { ...transaction, ...config.parameters, ip: input.ip }
+      const json: Record<string, unknown> = { ...config.transaction, ...transaction, ...config.parameters, ip: input.ip }
       const userAgent = input.headers['user-agent']
-      if (userAgent !== undefined && userAgent !== '') body.user_agent = userAgent
+      if (userAgent !== undefined && userAgent !== '') json.user_agent = userAgent
       const language = input.headers['accept-language']
-      if (language !== undefined && language !== '') body.user_language = language
-
-      const response = await transport.request({ method: 'POST', url: config.endpoint, headers, json: body }, ctx)
-      if (response.status < 200 || response.status > 299) throw statusError(response, VENDOR)
-      return toVerdict(readLookup(parseJson(response), response), config)
+      if (language !== undefined && language !== '') json.user_language = language
+      return { headers, json }
     },
-    close: () => transport.close(),
-  }
+    verdict: (json, reply) => toVerdict(readLookup(json, reply), config),
+  })
 }

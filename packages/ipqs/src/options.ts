@@ -1,7 +1,6 @@
-import { isUnsetKey, SallyportError, unsetKey } from '@sallyport/core'
+import { checkOptions, invalidOption, shape, type TransportOptions } from '@sallyport/core'
 import type { Dispatcher } from 'undici'
-import { z } from 'zod'
-import { checkTransaction, type TransactionValue } from './transaction.js'
+import { checkTransaction } from './transaction.js'
 
 /** What a flag in the reply turns into: a verdict, or `false` to leave it to the fraud score. */
 export type FlagVerdict = 'deny' | 'challenge' | 'review' | false
@@ -15,9 +14,8 @@ export interface IpqsThresholds {
 
 export interface IpqsOptions {
   /**
-   * API key, sent only in the `IPQS-KEY` header: never in a URL, a log line or an error
-   * message. Typed to take `process.env.…` as it is: unset or empty, `ipqs()` throws
-   * `SP_INVALID_OPTION` naming `IPQS_KEY`.
+   * API key, sent only in the `IPQS-KEY` header: never in a URL, a log line or an error message. Typed to take
+   * `process.env.…` as it is: unset or empty, `ipqs()` throws `SP_INVALID_OPTION` naming `IPQS_KEY`.
    */
   key: string | undefined
   /** API base URL, for a proxy or tests; a path prefix is kept. Defaults to `https://www.ipqualityscore.com`. */
@@ -42,15 +40,11 @@ export interface IpqsOptions {
   onBot?: FlagVerdict
   /** Verdict when `recent_abuse` is true. Defaults to `false`: the score alone decides. */
   onRecentAbuse?: FlagVerdict
-  /**
-   * Leaves `bot_status` alone when IPQualityScore verified the IP as a search-engine crawler
-   * (`is_crawler`), so Googlebot and Bingbot are not turned away for being bots. Defaults to `true`.
-   */
+  /** Leaves `bot_status` to the score when IPQualityScore verified a search-engine crawler (`is_crawler`). Defaults to `true`. */
   exemptCrawlers?: boolean
   /**
-   * Transaction variables sent with every lookup (say, a fixed `billing_country`); a checkpoint's
-   * `transaction` adds to and overrides them. Checked now like a checkpoint's: no raw card number,
-   * no raw password. Defaults to none.
+   * Transaction variables sent with every lookup (say, a fixed `billing_country`); a checkpoint's `transaction` adds to and
+   * overrides them. Checked now like a checkpoint's: no raw card number, no raw password. Defaults to none.
    */
   transaction?: Record<string, unknown>
   /** Recommended budget in ms, used when the gate sets no `timeoutMs`. Defaults to 500. */
@@ -59,130 +53,89 @@ export interface IpqsOptions {
   maxResponseSize?: number
   /** An undici dispatcher to use instead of Sallyport's own keep-alive pool. */
   dispatcher?: Dispatcher
-}
-
-export interface ResolvedIpqsOptions {
-  key: string
-  endpoint: URL
-  /** Lookup parameters sent with every call. */
-  parameters: Record<string, number | boolean>
-  challengeAt: number
-  denyAt: number
-  onTor: FlagVerdict
-  onBot: FlagVerdict
-  onRecentAbuse: FlagVerdict
-  exemptCrawlers: boolean
-  transaction: Record<string, TransactionValue>
-  timeoutMs: number
-  maxResponseSize: number | undefined
-  dispatcher: Dispatcher | undefined
+  /**
+   * Keep-alive connections to the service, 1–4096. A decision that finds them all busy waits inside its budget; one still
+   * waiting at the deadline falls back with reason `pool_saturated`, which never opens the circuit breaker. Defaults to 128.
+   */
+  connections?: number
 }
 
 export const DEFAULT_BASE_URL = 'https://www.ipqualityscore.com'
 export const DEFAULT_THRESHOLDS = Object.freeze({ challenge: 75, deny: 90 })
 export const DEFAULT_TIMEOUT_MS = 500
 
-const score = z.number().min(0).max(100)
-const flagVerdict = z.union([z.enum(['deny', 'challenge', 'review']), z.literal(false)])
+const boolean = shape.boolean().optional()
+const score = shape.number().min(0).max(100).describe('a score from 0 to 100').optional()
+const flagVerdict = shape
+  .union([shape.enum(['deny', 'challenge', 'review']), shape.literal(false)])
+  .describe("'deny', 'challenge', 'review' or false")
+  .optional()
 
-const optionsSchema = z.strictObject({
+const optionsShape = shape.strictObject({
   // Printable ASCII without spaces: anything else could not travel in a header.
-  key: z.string().regex(/^[\x21-\x7e]{1,256}$/),
-  baseUrl: z.url({ protocol: /^https?$/ }).optional(),
-  strictness: z.number().int().min(0).max(3).optional(),
-  fast: z.boolean().optional(),
-  mobile: z.boolean().optional(),
-  allowPublicAccessPoints: z.boolean().optional(),
-  lighterPenalties: z.boolean().optional(),
-  transactionStrictness: z.number().int().min(0).max(2).optional(),
-  thresholds: z.strictObject({ challenge: score.optional(), deny: score.optional() }).optional(),
-  onTor: flagVerdict.optional(),
-  onBot: flagVerdict.optional(),
-  onRecentAbuse: flagVerdict.optional(),
-  exemptCrawlers: z.boolean().optional(),
-  transaction: z.record(z.string(), z.unknown()).optional(),
-  timeoutMs: z.number().int().min(1).max(60_000).optional(),
-  maxResponseSize: z.number().int().min(1).optional(),
-  dispatcher: z.custom<Dispatcher>((value) => typeof value === 'object' && value !== null).optional(),
+  key: shape
+    .string()
+    .regex(/^[\x21-\x7e]{1,256}$/)
+    .describe('the IPQualityScore API key (printable characters, no spaces)'),
+  baseUrl: shape
+    .url({ protocol: /^https?$/ })
+    .describe('an http(s) URL')
+    .optional(),
+  strictness: shape.number().int().min(0).max(3).describe('an integer from 0 to 3').optional(),
+  fast: boolean,
+  mobile: boolean,
+  allowPublicAccessPoints: boolean,
+  lighterPenalties: boolean,
+  transactionStrictness: shape.number().int().min(0).max(2).describe('an integer from 0 to 2').optional(),
+  thresholds: shape.strictObject({ challenge: score, deny: score }).describe('{ challenge?, deny? } with scores from 0 to 100').optional(),
+  onTor: flagVerdict,
+  onBot: flagVerdict,
+  onRecentAbuse: flagVerdict,
+  exemptCrawlers: boolean,
+  transaction: shape.record(shape.string(), shape.unknown()).describe('an object of transaction variables').optional(),
+  timeoutMs: shape.number().int().min(1).max(60_000).describe('an integer number of milliseconds from 1 to 60000').optional(),
+  maxResponseSize: shape.number().int().min(1).describe('a positive integer number of bytes').optional(),
+  dispatcher: shape
+    .custom<Dispatcher>((value) => typeof value === 'object' && value !== null, 'an undici Dispatcher (Agent, Pool, MockAgent)')
+    .optional(),
+  connections: shape.number().int().min(1).max(4096).describe('an integer from 1 to 4096').optional(),
 })
 
-const FLAG_VERDICT = "'deny', 'challenge', 'review' or false"
-const accepted: Record<string, string> = {
-  key: 'the IPQualityScore API key (printable characters, no spaces)',
-  baseUrl: 'an http(s) URL',
-  strictness: 'an integer from 0 to 3',
-  fast: 'a boolean',
-  mobile: 'a boolean',
-  allowPublicAccessPoints: 'a boolean',
-  lighterPenalties: 'a boolean',
-  transactionStrictness: 'an integer from 0 to 2',
-  thresholds: '{ challenge?, deny? } with scores from 0 to 100',
-  'thresholds.challenge': 'a score from 0 to 100',
-  'thresholds.deny': 'a score from 0 to 100',
-  onTor: FLAG_VERDICT,
-  onBot: FLAG_VERDICT,
-  onRecentAbuse: FLAG_VERDICT,
-  exemptCrawlers: 'a boolean',
-  transaction: 'an object of transaction variables',
-  timeoutMs: 'an integer number of milliseconds from 1 to 60000',
-  maxResponseSize: 'a positive integer number of bytes',
-  dispatcher: 'an undici Dispatcher (Agent, Pool, MockAgent)',
-}
-
-function invalid(option: string, expected: string, cause?: unknown): SallyportError {
-  return new SallyportError('SP_INVALID_OPTION', `Invalid option \`${option}\` for ipqs(): expected ${expected}.`, { option, cause })
-}
-
-/** A path prefix on `baseUrl` (a proxy mounted under a path) is kept; query and fragment are not. */
-function endpointOf(baseUrl: string): URL {
-  const base = new URL(baseUrl)
-  return new URL(`${base.pathname.replace(/\/+$/, '')}/api/json/ip`, base.origin)
-}
-
-/** Validates the options once, when the backend is made; a bad one throws naming it. */
-export function resolveOptions(options: IpqsOptions): ResolvedIpqsOptions {
-  if (typeof options !== 'object' || options === null) throw invalid('options', 'an object with at least `key`')
-  const parsed = optionsSchema.safeParse(options)
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]
-    const path = (issue?.path ?? []).slice(0, 2).map(String)
-    // An unknown option shows up as an issue on the object itself, naming the key.
-    const unknown = issue?.code === 'unrecognized_keys' ? issue.keys[0] : undefined
-    if (unknown !== undefined) throw invalid([...path, unknown].join('.'), 'a known ipqs() option', parsed.error)
-    const option = path.length > 0 ? path.join('.') : 'options'
-    // The README reads the key from IPQS_KEY: an unset key is most often an unset variable.
-    if (option === 'key' && isUnsetKey(options.key)) throw unsetKey('ipqs', option, 'IPQS_KEY', options.key)
-    const expected = accepted[option] ?? accepted[path[0] ?? ''] ?? 'a valid value'
-    throw invalid(option, expected, parsed.error)
-  }
-  const challengeAt = options.thresholds?.challenge ?? DEFAULT_THRESHOLDS.challenge
-  const denyAt = options.thresholds?.deny ?? DEFAULT_THRESHOLDS.deny
+/** Checks the options once, when the backend is made; a bad one throws naming it, never its value. */
+export function resolveOptions(options: IpqsOptions) {
+  // The README reads the key from IPQS_KEY: an unset key is most often an unset variable.
+  const given = checkOptions('ipqs', optionsShape, options, { env: { key: 'IPQS_KEY' }, expected: 'an object with at least `key`' })
+  const { challenge: challengeAt = DEFAULT_THRESHOLDS.challenge, deny: denyAt = DEFAULT_THRESHOLDS.deny } = given.thresholds ?? {}
   if (challengeAt >= denyAt) {
-    throw invalid('thresholds', `\`challenge\` below \`deny\` (got challenge ${challengeAt}, deny ${denyAt})`)
+    throw invalidOption('thresholds', `\`challenge\` below \`deny\` (got challenge ${challengeAt}, deny ${denyAt})`, undefined, 'ipqs')
   }
-  const transaction = checkTransaction(options.transaction ?? {}, (field, expected) => invalid(field, expected))
+  const transaction = checkTransaction(given.transaction ?? {}, (field, expected) => invalidOption(field, expected, undefined, 'ipqs'))
 
-  const parameters: Record<string, number | boolean> = { strictness: options.strictness ?? 0 }
-  if (options.fast !== undefined) parameters.fast = options.fast
-  if (options.mobile !== undefined) parameters.mobile = options.mobile
-  if (options.allowPublicAccessPoints !== undefined) parameters.allow_public_access_points = options.allowPublicAccessPoints
-  if (options.lighterPenalties !== undefined) parameters.lighter_penalties = options.lighterPenalties
-  if (options.transactionStrictness !== undefined) parameters.transaction_strictness = options.transactionStrictness
+  // Lookup parameters sent with every call, under the service's names; those left unset are not sent.
+  const parameters: Record<string, number | boolean> = { strictness: given.strictness ?? 0 }
+  if (given.fast !== undefined) parameters.fast = given.fast
+  if (given.mobile !== undefined) parameters.mobile = given.mobile
+  if (given.allowPublicAccessPoints !== undefined) parameters.allow_public_access_points = given.allowPublicAccessPoints
+  if (given.lighterPenalties !== undefined) parameters.lighter_penalties = given.lighterPenalties
+  if (given.transactionStrictness !== undefined) parameters.transaction_strictness = given.transactionStrictness
 
+  // `{baseUrl}/api/json/ip`: a path prefix (a proxy mounted under a path) is kept; query and fragment are not.
+  const base = new URL(given.baseUrl ?? DEFAULT_BASE_URL)
+  const endpoint = new URL(`${base.pathname.replace(/\/+$/, '')}/api/json/ip`, base.origin)
+  // The transport reads each of these with a default for `undefined`.
+  const { maxResponseSize, dispatcher, connections } = given
   return {
-    // Checked above: unset or empty throws naming IPQS_KEY.
-    key: options.key as string,
-    endpoint: endpointOf(options.baseUrl ?? DEFAULT_BASE_URL),
+    key: given.key,
+    endpoint,
     parameters,
+    transaction,
     challengeAt,
     denyAt,
-    onTor: options.onTor ?? false,
-    onBot: options.onBot ?? 'deny',
-    onRecentAbuse: options.onRecentAbuse ?? false,
-    exemptCrawlers: options.exemptCrawlers ?? true,
-    transaction,
-    timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-    maxResponseSize: options.maxResponseSize,
-    dispatcher: options.dispatcher,
+    onTor: given.onTor ?? false,
+    onBot: given.onBot ?? 'deny',
+    onRecentAbuse: given.onRecentAbuse ?? false,
+    exemptCrawlers: given.exemptCrawlers ?? true,
+    timeoutMs: given.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    transport: { maxResponseSize, dispatcher, connections } as TransportOptions,
   }
 }

@@ -1,38 +1,36 @@
-import { type BackendVerdict, type HttpReply, SallyportError, type Verdict } from '@sallyport/core'
-import { z } from 'zod'
+import { type BackendVerdict, boundedText, type HttpReply, SallyportError, shape, type Verdict } from '@sallyport/core'
 import type { FlagVerdict } from './options.js'
+
+/** Control and format characters are removed, not spaced: `Evil\u0000ISP` reads `EvilISP`. */
+const UNPRINTABLE = /[\p{Cc}\p{Cf}]+/gu
 
 /** Whatever the service copies into signals is short and printable, whatever it sent. */
 function bounded(max: number) {
-  return (value: string): string | undefined => {
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is removed
-    const clean = value.replace(/[\u0000-\u001f\u007f-\u009f]/g, '').trim()
-    return clean.length === 0 ? undefined : clean.slice(0, max)
-  }
+  return (value: string): string | undefined => boundedText(value.replace(UNPRINTABLE, ''), max)
 }
 
 /** Enrichment that only informs: a value of the wrong type is dropped, never a failure. */
-const text = (max: number) => z.string().transform(bounded(max)).optional().catch(undefined)
-const info = z.boolean().optional().catch(undefined)
+const text = (max: number) => shape.string().transform(bounded(max)).optional().catch(undefined)
+const info = shape.boolean().optional().catch(undefined)
 /** Flags that can decide the verdict: a value of the wrong type makes the whole reply invalid. */
-const deciding = z.boolean().nullish()
+const deciding = shape.boolean().nullish()
 
-const envelope = z.looseObject({
-  success: z.boolean(),
-  message: z.unknown().optional(),
-})
+const envelope = shape.looseObject({ success: shape.boolean(), message: shape.unknown().optional() })
 
-const lookupSchema = z.looseObject({
-  fraud_score: z.number().min(0).max(100),
-  request_id: text(128),
-  tor: deciding,
-  active_tor: deciding,
-  bot_status: deciding,
-  recent_abuse: deciding,
-  is_crawler: deciding,
+/**
+ * The fields read, in the order signals list them; anything else (precise location: latitude,
+ * longitude, postcode) is left out, since no decision needs it.
+ */
+const lookupShape = shape.object({
+  fraud_score: shape.number().min(0).max(100),
   proxy: info,
   vpn: info,
+  tor: deciding,
   active_vpn: info,
+  active_tor: deciding,
+  is_crawler: deciding,
+  recent_abuse: deciding,
+  bot_status: deciding,
   mobile: info,
   abuse_velocity: text(16),
   connection_type: text(64),
@@ -42,14 +40,16 @@ const lookupSchema = z.looseObject({
   ISP: text(128),
   organization: text(128),
   // Documented as a string, answered as a number in practice: both are kept.
-  ASN: z
-    .union([z.number().int().nonnegative(), z.string().transform(bounded(32))])
+  ASN: shape
+    .union([shape.number().int().nonnegative(), shape.string().transform(bounded(32))])
     .optional()
     .catch(undefined),
   host: text(253),
+  request_id: text(128),
 })
 
-export type Lookup = z.infer<typeof lookupSchema>
+/** The checked reply: `fraud_score`, the flags, and the enrichment that passed. */
+export type Lookup = ReturnType<typeof readLookup>
 
 export interface Scoring {
   challengeAt: number
@@ -59,8 +59,6 @@ export interface Scoring {
   onRecentAbuse: FlagVerdict
   exemptCrawlers: boolean
 }
-
-const STRICTNESS: Record<Verdict, number> = { allow: 0, review: 1, challenge: 2, deny: 3 }
 
 const INVALID_KEY = /\bkey\b/i
 const REFUSED = /invalid|unauthori[sz]ed|not authori[sz]ed|not valid/i
@@ -74,43 +72,28 @@ const NO_CREDITS = /insufficient|not enough|out of|exhausted|no (remaining )?cre
  */
 export function refusal(message: unknown, status: number): SallyportError {
   const said = typeof message === 'string' ? message : ''
-  if (INVALID_KEY.test(said) && REFUSED.test(said)) {
-    return SallyportError.backend('client', 'IPQualityScore says the API key is invalid or unauthorized.', {
-      status,
-      vendorCode: 'invalid_key',
-    })
-  }
+  const refuse = (failure: 'client' | 'server', vendorCode: string, what: string) =>
+    SallyportError.backend(failure, `IPQualityScore ${what}.`, { status, vendorCode })
+  if (INVALID_KEY.test(said) && REFUSED.test(said)) return refuse('client', 'invalid_key', 'says the API key is invalid or unauthorized')
   if (CREDITS.test(said) && NO_CREDITS.test(said)) {
-    return SallyportError.backend('client', 'IPQualityScore says the account has insufficient credits for this lookup.', {
-      status,
-      vendorCode: 'insufficient_credits',
-    })
+    return refuse('client', 'insufficient_credits', 'says the account has insufficient credits for this lookup')
   }
-  return SallyportError.backend('server', 'IPQualityScore reported an error (success: false) instead of a lookup result.', {
-    status,
-    vendorCode: 'unsuccessful',
-  })
+  return refuse('server', 'unsuccessful', 'reported an error (success: false) instead of a lookup result')
 }
 
 /** Checks a 2xx reply body: a lookup, or the failure it reports. */
-export function readLookup(body: unknown, reply: HttpReply): Lookup {
+export function readLookup(body: unknown, reply: HttpReply) {
+  const invalid = (what: string, cause: unknown) =>
+    SallyportError.backend('invalid', `IPQualityScore replied without ${what}.`, { status: reply.status, cause })
   const head = envelope.safeParse(body)
-  if (!head.success) {
-    throw SallyportError.backend('invalid', 'IPQualityScore replied without a `success` field.', {
-      status: reply.status,
-      cause: head.error,
-    })
-  }
+  if (!head.success) throw invalid('a `success` field', head.error)
   if (!head.data.success) throw refusal(head.data.message, reply.status)
-  const lookup = lookupSchema.safeParse(body)
-  if (!lookup.success) {
-    throw SallyportError.backend('invalid', 'IPQualityScore replied without a valid fraud_score and flags.', {
-      status: reply.status,
-      cause: lookup.error,
-    })
-  }
+  const lookup = lookupShape.safeParse(body)
+  if (!lookup.success) throw invalid('a valid fraud_score and flags', lookup.error)
   return lookup.data
 }
+
+const STRICTNESS: Record<Verdict, number> = { allow: 0, review: 1, challenge: 2, deny: 3 }
 
 /**
  * The verdict for a lookup: the strictest of the score band and the mapped flags. On a tie a
@@ -136,37 +119,10 @@ export function verdictOf(lookup: Lookup, scoring: Scoring): { verdict: Verdict;
   return result
 }
 
-const SIGNALS = [
-  'fraud_score',
-  'proxy',
-  'vpn',
-  'tor',
-  'active_vpn',
-  'active_tor',
-  'is_crawler',
-  'recent_abuse',
-  'bot_status',
-  'mobile',
-  'abuse_velocity',
-  'connection_type',
-  'country_code',
-  'region',
-  'city',
-  'ISP',
-  'organization',
-  'ASN',
-  'host',
-] as const satisfies ReadonlyArray<keyof Lookup>
-
-/**
- * The lookup as a verdict. Signals keep the service's own field names; precise location
- * (latitude, longitude, postcode) is left out, since no decision needs it.
- */
+/** The lookup as a verdict. Signals keep the service's own field names. */
 export function toVerdict(lookup: Lookup, scoring: Scoring): BackendVerdict {
+  const { request_id, ...fields } = lookup
   const signals: Record<string, unknown> = {}
-  for (const name of SIGNALS) {
-    const value = lookup[name]
-    if (value !== undefined && value !== null) signals[name] = value
-  }
-  return { ...verdictOf(lookup, scoring), requestId: lookup.request_id ?? null, complete: true, signals }
+  for (const [name, value] of Object.entries(fields)) if (value !== undefined && value !== null) signals[name] = value
+  return { ...verdictOf(lookup, scoring), requestId: request_id ?? null, complete: true, signals }
 }

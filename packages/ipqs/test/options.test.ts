@@ -93,6 +93,16 @@ describe('options are checked at construction', () => {
     expect(backend).toMatchObject({ name: 'ipqs', timeoutMs: 250 })
   })
 
+  it.each([0, 4097, 1.5, '8'])('refuses connections: %o, naming the range', (connections) => {
+    const error = refusal({ connections })
+    expect(error).toMatchObject({ code: 'SP_INVALID_OPTION', option: 'connections' })
+    expect(error.message).toContain('an integer from 1 to 4096')
+  })
+
+  it('accepts connections from 1 to 4096', async () => {
+    for (const connections of [1, 128, 4096]) await ipqs({ key: KEY, connections }).close?.()
+  })
+
   it('recommends a 500 ms budget when none is set', () => {
     expect(ipqs({ key: KEY }).timeoutMs).toBe(500)
   })

@@ -102,6 +102,12 @@ describe('reply validation', () => {
     expect(signals).not.toHaveProperty('zip_code')
     expect(requestId).toHaveLength(128)
   })
+
+  it('format characters (bidi overrides, zero-width) are removed as control characters are', () => {
+    const { signals } = toVerdict(lookup({ ISP: 'Good\u202eISP\u200b', city: '\u2066\u0085', ASN: 'AS\u200d15169' }), defaults)
+    expect(signals).toMatchObject({ ISP: 'GoodISP', ASN: 'AS15169' })
+    expect(signals).not.toHaveProperty('city')
+  })
 })
 
 describe('success: false', () => {

@@ -1,124 +1,63 @@
-import { isUnsetKey, SallyportError, unsetKey } from '@sallyport/core'
+import { checkOptions, shape, type TransportOptions } from '@sallyport/core'
 import type { Dispatcher } from 'undici'
-import { z } from 'zod'
 
 export interface TraceNowOptions {
   /**
-   * Secret key (`tn_live_…`), sent as a Bearer token. Never logged, never put in a URL or an
-   * error message. Typed to take `process.env.…` as it is: unset or empty, `tracenow()` throws
-   * `SP_INVALID_OPTION` naming `TRACENOW_SECRET_KEY`.
+   * Secret key (`tn_live_…`), sent as a Bearer token; never logged, never in a URL or an error.
+   * Typed to take `process.env.…` as it is: unset or empty, `tracenow()` names `TRACENOW_SECRET_KEY`.
    */
   secretKey: string | undefined
-  /**
-   * API base URL; a path prefix is kept (`https://proxy.example/tracenow` calls `…/tracenow/trace`).
-   * Defaults to `https://api.tracenow.io`.
-   */
+  /** API base URL, path prefix kept (`https://proxy.example/tracenow` calls `…/tracenow/trace`). Defaults to `https://api.tracenow.io`. */
   baseUrl?: string
   /**
-   * Budget for one decision in ms, used when the gate sets no `timeoutMs`. TraceNow publishes no
-   * recommendation, so this defaults to none and the gate's own default (300 ms) applies. Give
-   * checkpoints that set `awaitCompleteSignals` room for the delay plus a second call.
+   * Budget in ms, used when the gate sets none. TraceNow recommends none, so the gate's (300 ms) applies.
+   * Give checkpoints that set `awaitCompleteSignals` room for the delay plus a second call.
    */
   timeoutMs?: number
   /** Largest reply accepted, in bytes. Defaults to 256 KiB. */
   maxResponseSize?: number
-  /** An undici dispatcher (Agent, Pool, MockAgent) to use instead of Sallyport's own keep-alive pool. Defaults to none. */
+  /** An undici dispatcher (Agent, Pool, MockAgent) instead of Sallyport's own keep-alive pool. Defaults to none. */
   dispatcher?: Dispatcher
-}
-
-/** The options once checked: what the backend runs on. */
-export interface ResolvedTraceNowOptions {
-  secretKey: string
-  endpoint: URL
-  timeoutMs: number | undefined
-  maxResponseSize: number | undefined
-  dispatcher: Dispatcher | undefined
+  /**
+   * Keep-alive connections to TraceNow, 1–4096. A decision that finds them all busy waits inside its budget;
+   * one still waiting at the deadline falls back with reason `pool_saturated`. Defaults to 128.
+   */
+  connections?: number
 }
 
 export const DEFAULT_BASE_URL = 'https://api.tracenow.io'
 
-const ACCEPTED = {
-  secretKey: 'the secret key (tn_…) as a non-empty string without spaces',
-  baseUrl: 'an http(s) URL such as "https://api.tracenow.io", without credentials, query or fragment',
-  timeoutMs: 'an integer number of milliseconds from 1 to 60000',
-  maxResponseSize: 'a positive integer number of bytes',
-  dispatcher: 'an undici Dispatcher (Agent, Pool, MockAgent)',
-} as const
+const isDispatcher = (value: unknown) => typeof value === 'object' && typeof (value as { request?: unknown } | null)?.request === 'function'
 
-type OptionName = keyof typeof ACCEPTED
-
-/** Printable ASCII with no spaces: anything else cannot travel in an Authorization header. */
-const HEADER_SAFE = /^[\x21-\x7e]+$/
-
-function isBaseUrl(value: string): boolean {
-  let url: URL
-  try {
-    url = new URL(value)
-  } catch {
-    return false
-  }
-  return (
-    (url.protocol === 'http:' || url.protocol === 'https:') &&
-    url.username === '' &&
-    url.password === '' &&
-    !value.includes('?') &&
-    !value.includes('#')
-  )
-}
-
-/** Said instead of the generic text when the publishable key is passed as the secret one. */
-const PUBLISHABLE_KEY_GIVEN = 'the secret key (tn_…), not the publishable key (pk_…), which belongs in the browser'
-
-// Messages come from ACCEPTED, by option name; only the publishable-key check says more.
-const schema = z.strictObject({
-  secretKey: z
+const optionsShape = shape.strictObject({
+  secretKey: shape
     .string()
-    .regex(HEADER_SAFE)
+    .regex(/^[\x21-\x7e]+$/) // printable ASCII without spaces: all an Authorization header can carry
+    .describe('the secret key (tn_…) as a non-empty string without spaces')
     // The publishable key is made for the browser's /identify call; /trace needs the secret one.
-    .refine((key) => !key.startsWith('pk_'), { error: PUBLISHABLE_KEY_GIVEN }),
-  baseUrl: z.string().refine(isBaseUrl).optional(),
-  timeoutMs: z.number().int().min(1).max(60_000).optional(),
-  maxResponseSize: z.number().int().min(1).optional(),
-  dispatcher: z
-    .custom<Dispatcher>(
-      (value) => typeof value === 'object' && value !== null && typeof (value as { request?: unknown }).request === 'function',
-    )
+    .refine((key) => !key.startsWith('pk_'), 'the secret key (tn_…), not the publishable key (pk_…), which belongs in the browser'),
+  baseUrl: shape
+    .url({ protocol: /^https?$/ })
+    .refine((value) => {
+      const url = new URL(value)
+      return url.username === '' && url.password === '' && !/[?#]/.test(value)
+    })
+    .describe('an http(s) URL such as "https://api.tracenow.io", without credentials, query or fragment')
     .optional(),
+  timeoutMs: shape.number().int().min(1).max(60_000).describe('an integer number of milliseconds from 1 to 60000').optional(),
+  maxResponseSize: shape.number().int().min(1).describe('a positive integer number of bytes').optional(),
+  dispatcher: shape.custom<Dispatcher>(isDispatcher, 'an undici Dispatcher (Agent, Pool, MockAgent)').optional(),
+  connections: shape.number().int().min(1).max(4096).describe('an integer from 1 to 4096').optional(),
 })
 
-function invalid(option: string, accepted: string, cause?: unknown): SallyportError {
-  return new SallyportError('SP_INVALID_OPTION', `Invalid option \`${option}\` for tracenow(): expected ${accepted}.`, { option, cause })
-}
-
-/** `{baseUrl}/trace`, keeping any path prefix of the base URL. */
-function traceEndpoint(baseUrl: string): URL {
-  const url = new URL(baseUrl)
-  url.pathname = `${url.pathname.replace(/\/+$/, '')}/trace`
-  return url
-}
-
-/** Checks the options once, when `tracenow()` is called; a bad one throws naming it. */
-export function resolveOptions(options: TraceNowOptions): ResolvedTraceNowOptions {
-  if (typeof options !== 'object' || options === null) throw invalid('options', `an object with ${Object.keys(ACCEPTED).join(', ')}`)
-  const parsed = schema.safeParse(options)
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]
-    if (issue?.code === 'unrecognized_keys') {
-      const option = String(issue.keys[0])
-      throw new SallyportError(
-        'SP_INVALID_OPTION',
-        `Unknown option \`${option}\` for tracenow(): accepted options are ${Object.keys(ACCEPTED).join(', ')}.`,
-        { option, cause: parsed.error },
-      )
-    }
-    const option = String(issue?.path[0] ?? 'options')
-    // The README reads the key from TRACENOW_SECRET_KEY: an unset key is most often an unset variable.
-    if (option === 'secretKey' && isUnsetKey(options.secretKey))
-      throw unsetKey('tracenow', option, 'TRACENOW_SECRET_KEY', options.secretKey)
-    const accepted =
-      option === 'secretKey' && issue?.code === 'custom' ? issue.message : (ACCEPTED[option as OptionName] ?? 'a valid value')
-    throw invalid(option, accepted, parsed.error)
-  }
-  const { secretKey, baseUrl, timeoutMs, maxResponseSize, dispatcher } = parsed.data
-  return { secretKey, endpoint: traceEndpoint(baseUrl ?? DEFAULT_BASE_URL), timeoutMs, maxResponseSize, dispatcher }
+/** The options, checked once when `tracenow()` is called: a bad one throws `SP_INVALID_OPTION` naming it. */
+export function resolveOptions(options: TraceNowOptions) {
+  const expected = `an object with ${Object.keys(optionsShape.shape).join(', ')}`
+  const checked = checkOptions('tracenow', optionsShape, options, { env: { secretKey: 'TRACENOW_SECRET_KEY' }, expected })
+  const { secretKey, baseUrl = DEFAULT_BASE_URL, timeoutMs, ...transport } = checked
+  // `{baseUrl}/trace`, keeping any path prefix of the base URL.
+  const endpoint = new URL(baseUrl)
+  endpoint.pathname = `${endpoint.pathname.replace(/\/+$/, '')}/trace`
+  // The transport reads each of these with a default for `undefined`.
+  return { secretKey, endpoint, timeoutMs, transport: transport as TransportOptions }
 }

@@ -1,16 +1,15 @@
 import { randomUUID } from 'node:crypto'
 import {
   type BackendVerdict,
+  checkOptions,
   type DecisionBackend,
   type DecisionInput,
-  isUnsetKey,
-  parseJson,
+  type HttpVendorCall,
+  httpVendor,
   SallyportError,
-  Transport,
-  unsetKey,
+  shape,
 } from '@sallyport/core'
 import type { Dispatcher } from 'undici'
-import { z } from 'zod'
 import { replyError, verdictFrom } from './reply.js'
 import { type AmountFormat, type TracerTransaction, validationRequest } from './transaction.js'
 
@@ -55,69 +54,52 @@ export interface TracerOptions {
   maxResponseSize?: number
   /** An undici dispatcher to use instead of Sallyport's own keep-alive pool. */
   dispatcher?: Dispatcher
+  /**
+   * Keep-alive connections to Tracer. A decision that finds them all busy waits inside its
+   * budget; one still waiting at the deadline falls back with reason `pool_saturated`, which
+   * never opens the circuit breaker. Defaults to 128.
+   */
+  connections?: number
 }
 
 export const DEFAULT_TIMEOUT_MS = 100
 const VALIDATIONS_PATH = 'v1/validations'
 
-const fn = z.custom<(...args: never[]) => unknown>((value) => typeof value === 'function')
-const baseUrl = z.string().refine((value) => {
+/** Credentials in a URL end up in logs; a query or fragment would be silently dropped. */
+function plainHttpUrl(value: string): boolean {
   try {
-    const url = new URL(value)
-    // Credentials in a URL end up in logs; a query or fragment would be silently dropped.
-    return (
-      (url.protocol === 'https:' || url.protocol === 'http:') &&
-      url.username === '' &&
-      url.password === '' &&
-      url.search === '' &&
-      url.hash === ''
-    )
+    const { protocol, username, password, search, hash } = new URL(value)
+    return (protocol === 'https:' || protocol === 'http:') && username === '' && password === '' && search === '' && hash === ''
   } catch {
     return false
   }
+}
+
+/** Visible ASCII only: anything else could split the header or hide in logs. */
+const API_KEY = /^[\x21-\x7e]{1,4096}$/
+const integer = (min: number, max: number, unit = '') =>
+  shape.number().int().min(min).max(max).describe(`an integer ${unit}from ${min} to ${max}`).optional()
+
+const optionsShape = shape.strictObject({
+  apiKey: shape.string().regex(API_KEY).describe('a non-empty API key of visible ASCII characters'),
+  baseUrl: shape
+    .string()
+    .refine(plainHttpUrl)
+    .describe('an http(s) URL without credentials, query or fragment, such as "https://tracer.internal.example"'),
+  transaction: shape
+    .custom<TransactionMapper>(
+      (value) => typeof value === 'function',
+      'a function (transaction, input) returning a Tracer transaction or null',
+    )
+    .optional(),
+  amountFormat: shape.enum(['decimal-string', 'minor-units']).describe("'decimal-string' or 'minor-units'").optional(),
+  timeoutMs: integer(1, 60_000, 'number of milliseconds '),
+  maxResponseSize: integer(1024, 16 * 1024 * 1024, 'number of bytes '),
+  dispatcher: shape
+    .custom<Dispatcher>((value) => typeof value === 'object' && value !== null, 'an undici Dispatcher (Agent, Pool, …)')
+    .optional(),
+  connections: integer(1, 4096),
 })
-
-const schemas: Record<keyof TracerOptions, [z.ZodType, string]> = {
-  // Visible ASCII only: anything else could split the header or hide in logs.
-  apiKey: [z.string().regex(/^[\x21-\x7e]{1,4096}$/), 'a non-empty API key of visible ASCII characters'],
-  baseUrl: [baseUrl, 'an http(s) URL without credentials, query or fragment, such as "https://tracer.internal.example"'],
-  transaction: [fn, 'a function (transaction, input) returning a Tracer transaction or null'],
-  amountFormat: [z.enum(['decimal-string', 'minor-units']), "'decimal-string' or 'minor-units'"],
-  timeoutMs: [z.number().int().min(1).max(60_000), 'an integer number of milliseconds from 1 to 60000'],
-  maxResponseSize: [
-    z
-      .number()
-      .int()
-      .min(1024)
-      .max(16 * 1024 * 1024),
-    'an integer number of bytes from 1024 to 16777216',
-  ],
-  dispatcher: [z.custom<Dispatcher>((value) => typeof value === 'object' && value !== null), 'an undici Dispatcher (Agent, Pool, …)'],
-}
-const required: ReadonlySet<keyof TracerOptions> = new Set(['apiKey', 'baseUrl'])
-
-function invalid(option: string, accepted: string): SallyportError {
-  return new SallyportError('SP_INVALID_OPTION', `Invalid option \`${option}\` for tracer(): expected ${accepted}.`, { option })
-}
-
-/** Fails fast, naming the option; the key's value never appears in the error. */
-/** The options once checked: the key is set. */
-type CheckedTracerOptions = TracerOptions & { apiKey: string }
-
-function checkOptions(options: unknown): CheckedTracerOptions {
-  if (typeof options !== 'object' || options === null) throw invalid('options', 'an object { apiKey, baseUrl, … }')
-  for (const key of Object.keys(options)) {
-    if (!(key in schemas)) throw invalid(key.slice(0, 64), `a known option (${Object.keys(schemas).join(', ')})`)
-  }
-  for (const [option, [schema, accepted]] of Object.entries(schemas) as Array<[keyof TracerOptions, [z.ZodType, string]]>) {
-    const value = (options as Record<string, unknown>)[option]
-    if (value === undefined && !required.has(option)) continue
-    // The README reads the key from TRACER_API_KEY: an unset key is most often an unset variable.
-    if (option === 'apiKey' && isUnsetKey(value)) throw unsetKey('tracer', option, 'TRACER_API_KEY', value)
-    if (!schema.safeParse(value).success) throw invalid(option, accepted)
-  }
-  return options as CheckedTracerOptions
-}
 
 function endpointOf(base: string): URL {
   const url = new URL(base)
@@ -139,6 +121,11 @@ function mapTransaction(mapper: TransactionMapper, transaction: Record<string, u
   }
 }
 
+/** One validation call; its `requestId` is the one the reply must answer for. */
+interface TracerCall extends HttpVendorCall {
+  requestId: string
+}
+
 /**
  * Tracer transaction validation (`POST /v1/validations`) as a decision backend for checkout,
  * transfer and payout checkpoints. The checkpoint's `transaction` is checked field by field
@@ -147,32 +134,38 @@ function mapTransaction(mapper: TransactionMapper, transaction: Record<string, u
  * Requests without a checkpoint transaction are let through without a call.
  */
 export function tracer(options: TracerOptions): DecisionBackend {
-  const { apiKey, transaction: mapper, amountFormat = 'decimal-string', timeoutMs = DEFAULT_TIMEOUT_MS } = checkOptions(options)
-  const endpoint = endpointOf(options.baseUrl)
-  const transport = new Transport({
-    ...(options.maxResponseSize === undefined ? {} : { maxResponseSize: options.maxResponseSize }),
-    ...(options.dispatcher === undefined ? {} : { dispatcher: options.dispatcher }),
+  // Fails fast, naming the option and never its value; an unset key names the variable the README reads it from.
+  const checked = checkOptions('tracer', optionsShape, options, {
+    env: { apiKey: 'TRACER_API_KEY' },
+    expected: 'an object { apiKey, baseUrl, … }',
   })
+  const { apiKey, transaction: mapper, amountFormat = 'decimal-string', timeoutMs = DEFAULT_TIMEOUT_MS } = checked
+  const { connections, maxResponseSize, dispatcher } = checked
 
-  return {
+  return httpVendor<TracerCall>({
     name: 'tracer',
-    origin: endpoint.origin,
+    label: 'Tracer',
+    expected: 'decision',
+    endpoint: endpointOf(checked.baseUrl),
+    transport: {
+      ...(connections === undefined ? {} : { connections }),
+      ...(maxResponseSize === undefined ? {} : { maxResponseSize }),
+      ...(dispatcher === undefined ? {} : { dispatcher }),
+    },
     timeoutMs,
-    async decide(input, ctx): Promise<BackendVerdict> {
+    // 200 replays a repeated requestId's first result; 201 is a new validation.
+    accepts: (status) => status === 200 || status === 201,
+    refusal: (reply) => replyError(reply, apiKey),
+    request(input) {
       const given = input.checkpoint?.transaction
       if (given === undefined) return { verdict: 'allow', reason: 'no_transaction' }
       const transaction = mapper === undefined ? given : mapTransaction(mapper, given, input)
       if (transaction === null || transaction === undefined) return { verdict: 'allow', reason: 'no_transaction' }
       // One id per decision: the transport's retries resend the same body, so Tracer answers a retry with the first result.
       const requestId = randomUUID()
-      const body = validationRequest(transaction, requestId, amountFormat)
-      const reply = await transport.request(
-        { method: 'POST', url: endpoint, headers: { 'x-api-key': apiKey, 'x-request-id': requestId }, json: body },
-        ctx,
-      )
-      if (reply.status !== 200 && reply.status !== 201) throw replyError(reply, apiKey)
-      return verdictFrom(parseJson(reply), reply, requestId, apiKey)
+      const json = validationRequest(transaction, requestId, amountFormat)
+      return { requestId, headers: { 'x-api-key': apiKey, 'x-request-id': requestId }, json }
     },
-    close: () => transport.close(),
-  }
+    verdict: (json, reply, _input, call): BackendVerdict => verdictFrom(json, reply, call.requestId, apiKey),
+  })
 }

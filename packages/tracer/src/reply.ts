@@ -1,5 +1,13 @@
-import { type BackendVerdict, type HttpReply, SallyportError, statusError, type Verdict } from '@sallyport/core'
-import { z } from 'zod'
+import {
+  type BackendVerdict,
+  boundedText,
+  type HttpReply,
+  type Infer,
+  SallyportError,
+  shape,
+  statusError,
+  type Verdict,
+} from '@sallyport/core'
 
 const VERDICTS: Record<'ALLOW' | 'DENY' | 'REVIEW', Verdict> = { ALLOW: 'allow', DENY: 'deny', REVIEW: 'review' }
 /** Ids go into audit logs and 403 pages: UUIDs pass, markup and control characters do not. */
@@ -12,49 +20,46 @@ const MAX_MATCHED_RULES = 50
 const MAX_EVALUATED_RULES = 100
 const MAX_LIMITS = 20
 
-const amount = z.union([z.string(), z.number()])
-const limitUsage = z.looseObject({
-  limitId: z.string(),
+const text = shape.string()
+const amount = shape.union([text, shape.number()])
+const limitUsage = shape.looseObject({
+  limitId: text,
   limitAmount: amount.optional(),
   currentUsage: amount.optional(),
   attemptedAmount: amount.optional(),
-  exceeded: z.boolean(),
-  period: z.string().optional(),
-  scope: z.string().optional(),
-  skipped: z.boolean().optional(),
-  skipReason: z.string().optional(),
+  exceeded: shape.boolean(),
+  period: text.optional(),
+  scope: text.optional(),
+  skipped: shape.boolean().optional(),
+  skipReason: text.optional(),
 })
+const ruleIds = shape.array(text).nullable().optional()
 
-const validationReply = z.looseObject({
-  validationId: z.string().regex(SAFE_ID),
-  requestId: z.string().optional(),
-  decision: z.enum(['ALLOW', 'DENY', 'REVIEW']),
-  reason: z.string().nullable().optional(),
-  matchedRuleIds: z.array(z.string()).nullable().optional(),
-  evaluatedRuleIds: z.array(z.string()).nullable().optional(),
-  limitUsageDetails: z.array(limitUsage).nullable().optional(),
-  processingTimeMs: z.number().nonnegative().optional(),
-  evaluatedAt: z.string().optional(),
-  totalRulesLoaded: z.number().int().optional(),
-  truncated: z.boolean().optional(),
+const validationReply = shape.looseObject({
+  validationId: text.regex(SAFE_ID),
+  requestId: text.optional(),
+  decision: shape.enum(['ALLOW', 'DENY', 'REVIEW']),
+  reason: text.nullable().optional(),
+  matchedRuleIds: ruleIds,
+  evaluatedRuleIds: ruleIds,
+  limitUsageDetails: shape.array(limitUsage).nullable().optional(),
+  processingTimeMs: shape.number().nonnegative().optional(),
+  evaluatedAt: text.optional(),
+  totalRulesLoaded: shape.number().int().optional(),
+  truncated: shape.boolean().optional(),
 })
 
 /** Tracer's own `{ code, title, message }` and RFC 9457 problem JSON `{ type, title, status, detail }`, in one. */
-const errorBody = z.looseObject({
-  code: z.string().optional(),
-  title: z.string().optional(),
-  message: z.string().optional(),
-  detail: z.string().optional(),
+const errorBody = shape.looseObject({
+  code: text.optional(),
+  title: text.optional(),
+  message: text.optional(),
+  detail: text.optional(),
 })
 
-/** Copies text from a reply: control characters out, the key never echoed, and cut short. */
-function bounded(text: string, max: number, secret: string): string {
-  const clean = text
-    .split(secret)
-    .join('[redacted]')
-    .replace(/[\p{Cc}\p{Cf}]+/gu, ' ')
-    .trim()
-  return clean.length > max ? `${clean.slice(0, max - 1)}…` : clean
+/** Text copied from a reply: bounded (see `boundedText`), and the key never echoed. */
+function bounded(text: string | undefined, max: number, secret: string): string | undefined {
+  return text === undefined ? undefined : boundedText(text.split(secret).join('[redacted]'), max)
 }
 
 function ids(list: readonly string[] | null | undefined, max: number): string[] {
@@ -65,52 +70,60 @@ function amountSignal(value: string | number | undefined): string | number | und
   return typeof value === 'string' ? value.slice(0, 64) : value
 }
 
-interface VendorError {
-  code: string | undefined
-  /** `title: message`, bounded. */
-  text: string | undefined
+/** A limit's usage as a signal: amounts and flags as sent, texts bounded. */
+function limitSignal(limit: Infer<typeof limitUsage>, secret: string): Record<string, unknown> {
+  const signal: Record<string, unknown> = { limitId: limit.limitId.slice(0, 128), exceeded: limit.exceeded }
+  for (const key of ['limitAmount', 'currentUsage', 'attemptedAmount'] as const) {
+    if (limit[key] !== undefined) signal[key] = amountSignal(limit[key])
+  }
+  for (const [key, max] of [
+    ['period', 32],
+    ['scope', 160],
+    ['skipReason', 64],
+  ] as const) {
+    const text = bounded(limit[key], max, secret)
+    if (text !== undefined) signal[key] = text
+  }
+  if (limit.skipped !== undefined) signal.skipped = limit.skipped
+  return signal
 }
 
-function vendorError(body: string, secret: string): VendorError {
+/** Tracer's error code and a bounded, key-free copy of its message, from its own error body or problem JSON. */
+function vendorError(body: string, secret: string): { vendorCode?: string; said: string } {
   let json: unknown
   try {
     json = JSON.parse(body)
   } catch {
-    return { code: undefined, text: undefined }
+    json = undefined
   }
   const parsed = errorBody.safeParse(json)
-  if (!parsed.success) return { code: undefined, text: undefined }
+  if (!parsed.success) return { said: '.' }
   const { code, title, message, detail } = parsed.data
-  const parts = [title, message ?? detail].filter((part): part is string => typeof part === 'string' && part.trim().length > 0)
-  return {
-    code: code !== undefined && VENDOR_CODE.test(code) ? code : undefined,
-    text: parts.length === 0 ? undefined : bounded(parts.join(': '), MAX_VENDOR_TEXT, secret),
-  }
+  const vendorCode = boundedText(code, 25, VENDOR_CODE)
+  const parts = [title, message ?? detail].filter((part): part is string => part !== undefined && part.trim().length > 0)
+  const said = [vendorCode, bounded(parts.join(': '), MAX_VENDOR_TEXT, secret)].filter((part) => part !== undefined).join(' ')
+  return { ...(vendorCode === undefined ? {} : { vendorCode }), said: said === '' ? '.' : `: ${said}.` }
 }
 
 function causeOf(status: number): string {
-  if (status === 401) return 'Tracer rejected the API key (check the `apiKey` option)'
-  if (status === 403) return 'Tracer refused the API key access to validations (check its permissions)'
-  if (status === 413) return "Tracer refused the validation request as larger than its 100 KB limit (trim the transaction's metadata)"
+  if (status === 401) return 'Tracer rejected the API key (check the `apiKey` option) (HTTP 401)'
+  if (status === 403) return 'Tracer refused the API key access to validations (check its permissions) (HTTP 403)'
+  if (status === 413)
+    return "Tracer refused the validation request as larger than its 100 KB limit (trim the transaction's metadata) (HTTP 413)"
   if (status === 429) return 'Tracer is rate-limiting Sallyport'
   if (status >= 500) return `Tracer failed with HTTP ${status}`
   if (status >= 400) return `Tracer refused the validation request with HTTP ${status}`
   return `Tracer answered with unexpected HTTP ${status}`
 }
 
-/**
- * A non-2xx reply as the failure class its status stands for, carrying Tracer's error code
- * (from its own error body or problem JSON) and a bounded, secret-free copy of its message.
- */
+/** A reply of a status other than 200 or 201 as the failure class its status stands for, with Tracer's code and message. */
 export function replyError(reply: HttpReply, secret: string): SallyportError {
-  const base = statusError(reply, 'Tracer')
-  const { code, text } = vendorError(reply.body, secret)
-  const vendor = [code, text].filter((part) => part !== undefined).join(' ')
-  const message = `${causeOf(reply.status)}${reply.status === 401 || reply.status === 403 || reply.status === 413 ? ` (HTTP ${reply.status})` : ''}${vendor === '' ? '.' : `: ${vendor}.`}`
-  return SallyportError.backend(base.failure ?? 'invalid', message, {
+  const { failure = 'invalid', retryAfter } = statusError(reply, 'Tracer')
+  const { vendorCode, said } = vendorError(reply.body, secret)
+  return SallyportError.backend(failure, `${causeOf(reply.status)}${said}`, {
     status: reply.status,
-    ...(code === undefined ? {} : { vendorCode: code }),
-    ...(base.retryAfter === undefined ? {} : { retryAfter: base.retryAfter }),
+    ...(vendorCode === undefined ? {} : { vendorCode }),
+    ...(retryAfter === undefined ? {} : { retryAfter }),
   })
 }
 
@@ -119,52 +132,33 @@ export function replyError(reply: HttpReply, secret: string): SallyportError {
  * body sent with a success status — is an `invalid` failure, never a verdict.
  */
 export function verdictFrom(json: unknown, reply: HttpReply, requestId: string, secret: string): BackendVerdict {
+  const { status } = reply
   const parsed = validationReply.safeParse(json)
   if (!parsed.success) {
-    const { code, text } = vendorError(reply.body, secret)
-    const vendor = [code, text].filter((part) => part !== undefined).join(' ')
-    throw SallyportError.backend(
-      'invalid',
-      `Tracer answered HTTP ${reply.status} without a valid decision${vendor === '' ? '.' : `: ${vendor}.`}`,
-      {
-        status: reply.status,
-        cause: parsed.error,
-        ...(code === undefined ? {} : { vendorCode: code }),
-      },
-    )
+    const { vendorCode, said } = vendorError(reply.body, secret)
+    throw SallyportError.backend('invalid', `Tracer answered HTTP ${status} without a valid decision${said}`, {
+      status,
+      cause: parsed.error,
+      ...(vendorCode === undefined ? {} : { vendorCode }),
+    })
   }
   const data = parsed.data
   // A reply for another request id is someone else's decision (a proxy mix-up): never enforce it.
   if (data.requestId !== undefined && data.requestId.toLowerCase() !== requestId) {
-    throw SallyportError.backend('invalid', 'Tracer answered for a different requestId.', { status: reply.status })
+    throw SallyportError.backend('invalid', 'Tracer answered for a different requestId.', { status })
   }
   const verdict = VERDICTS[data.decision]
   const signals: Record<string, unknown> = {
     validationId: data.validationId,
     decision: data.decision,
-    reason: typeof data.reason === 'string' ? bounded(data.reason, MAX_REASON, secret) : null,
+    reason: bounded(data.reason ?? undefined, MAX_REASON, secret) ?? null,
     matchedRuleIds: ids(data.matchedRuleIds, MAX_MATCHED_RULES),
     evaluatedRuleIds: ids(data.evaluatedRuleIds, MAX_EVALUATED_RULES),
-    limitUsageDetails: (data.limitUsageDetails ?? []).slice(0, MAX_LIMITS).map((limit) => ({
-      limitId: limit.limitId.slice(0, 128),
-      exceeded: limit.exceeded,
-      ...(limit.limitAmount === undefined ? {} : { limitAmount: amountSignal(limit.limitAmount) }),
-      ...(limit.currentUsage === undefined ? {} : { currentUsage: amountSignal(limit.currentUsage) }),
-      ...(limit.attemptedAmount === undefined ? {} : { attemptedAmount: amountSignal(limit.attemptedAmount) }),
-      ...(limit.period === undefined ? {} : { period: bounded(limit.period, 32, secret) }),
-      ...(limit.scope === undefined ? {} : { scope: bounded(limit.scope, 160, secret) }),
-      ...(limit.skipped === undefined ? {} : { skipped: limit.skipped }),
-      ...(limit.skipReason === undefined ? {} : { skipReason: bounded(limit.skipReason, 64, secret) }),
-    })),
+    limitUsageDetails: (data.limitUsageDetails ?? []).slice(0, MAX_LIMITS).map((limit) => limitSignal(limit, secret)),
     // A repeated requestId answers 200 with the first result: the decision was made once.
-    replayed: reply.status === 200,
+    replayed: status === 200,
   }
   if (data.processingTimeMs !== undefined) signals.processingTimeMs = data.processingTimeMs
   if (data.truncated !== undefined) signals.truncated = data.truncated
-  return {
-    verdict,
-    reason: verdict === 'allow' ? null : `tracer:${verdict}`,
-    requestId: data.validationId,
-    signals,
-  }
+  return { verdict, reason: verdict === 'allow' ? null : `tracer:${verdict}`, requestId: data.validationId, signals }
 }

@@ -1,4 +1,4 @@
-import { invalidCheckpoint } from '@sallyport/core'
+import { type AnyShape, type Issue, invalidCheckpoint, type SallyportError, shape } from '@sallyport/core'
 
 /** How amounts travel to Tracer: `"100.10"` (the API's own format) or integer minor units (`10010`). */
 export type AmountFormat = 'decimal-string' | 'minor-units'
@@ -87,28 +87,17 @@ export interface ValidationRequest {
   metadata?: TracerMetadata
 }
 
-export const TRANSACTION_TYPES: readonly TransactionType[] = ['CARD', 'WIRE', 'PIX', 'CRYPTO']
+const TRANSACTION_TYPES = ['CARD', 'WIRE', 'PIX', 'CRYPTO'] as const
 const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/
-const CURRENCY = /^[A-Z]{3}$/
-const COUNTRY = /^[A-Z]{2}$/
-const MERCHANT_CATEGORY = /^\d{4}$/
 const METADATA_KEY = /^[A-Za-z0-9_]{1,64}$/
 /** No sign, exponent or leading zeros: exactly what a person would write on an invoice. */
 const DECIMAL = /^(?:0|[1-9]\d*)(?:\.\d+)?$/
 const DIGITS = /^[1-9]\d*$/
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?(?:Z|[+-](\d{2}):(\d{2}))$/
 const MAX_AMOUNT_LENGTH = 64
-const MAX_NAME_LENGTH = 255
-const MAX_SUB_TYPE_LENGTH = 50
 const MAX_METADATA_ENTRIES = 50
 const MAX_METADATA_DEPTH = 5
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER)
-
-const FIELDS = ['type', 'subType', 'amount', 'currency', 'timestamp', 'account', 'segment', 'portfolio', 'merchant', 'metadata']
-const ACCOUNT_FIELDS = ['accountId', 'type', 'status', 'metadata']
-const SEGMENT_FIELDS = ['segmentId', 'name', 'metadata']
-const PORTFOLIO_FIELDS = ['portfolioId', 'name', 'metadata']
-const MERCHANT_FIELDS = ['merchantId', 'name', 'category', 'country', 'metadata']
 
 function fail(field: string, accepted: string): never {
   throw invalidCheckpoint(`transaction.${field}`, accepted)
@@ -125,32 +114,47 @@ function keyName(key: string): string {
   return METADATA_KEY.test(key) ? key : JSON.stringify(key.slice(0, 64))
 }
 
-/** A misspelt field would otherwise vanish and let a rule run without the data it needs. */
-function known(value: Record<string, unknown>, field: string, fields: readonly string[]): Record<string, unknown> {
-  for (const key of Object.keys(value)) {
-    if (!fields.includes(key)) {
-      fail(
-        field === '' ? keyName(key) : `${field}.${keyName(key)}`,
-        `no such field (${field || 'a transaction'} takes ${fields.join(', ')})`,
-      )
-    }
-  }
-  return value
-}
+const uuid = shape.string().regex(UUID).describe('a UUID such as "3f1c2b9e-8a4d-4c6b-9f0e-1a2b3c4d5e6f"')
+const text = (max: number) => shape.string().min(1).max(max).describe(`a non-empty string of at most ${max} characters`)
+const name = text(255)
+const matching = (pattern: RegExp, accepted: string) => shape.string().regex(pattern).describe(accepted)
+/** Checked (and copied) by `metadataOf` as the body is built, with the field's name in its errors. */
+const metadata = shape.unknown().optional()
+/** These fields and no other: a misspelt field would otherwise vanish and let a rule run without the data it needs. */
+const object = <S extends Record<string, AnyShape>>(fields: S, accepted: string) =>
+  shape.strictObject(fields).refine(isPlainObject).describe(accepted)
 
-function object(value: unknown, field: string, fields: readonly string[], accepted: string): Record<string, unknown> {
-  if (!isPlainObject(value)) fail(field, accepted)
-  return known(value, field, fields)
-}
+const transactionShape = object(
+  {
+    type: shape.enum(TRANSACTION_TYPES).describe(`one of ${TRANSACTION_TYPES.join(', ')}`),
+    subType: text(50).optional(),
+    amount: shape.unknown(), // as `amountFormat` says: see amountOf
+    currency: matching(/^[A-Z]{3}$/, 'an ISO 4217 code in capitals, such as "EUR"'),
+    timestamp: shape.unknown(), // see timestampOf
+    account: object({ accountId: uuid, type: name, status: name, metadata }, 'an object { accountId, type, status, metadata? }'),
+    segment: object({ segmentId: uuid, name: name.optional(), metadata }, 'an object { segmentId, name?, metadata? }').optional(),
+    portfolio: object({ portfolioId: uuid, name: name.optional(), metadata }, 'an object { portfolioId, name?, metadata? }').optional(),
+    merchant: object(
+      {
+        merchantId: uuid,
+        name,
+        category: matching(/^\d{4}$/, 'a merchant category code of four digits, such as "5411"'),
+        country: matching(/^[A-Z]{2}$/, 'an ISO 3166-1 alpha-2 country code in capitals, such as "US"'),
+        metadata,
+      },
+      'an object { merchantId, name, category, country, metadata? }',
+    ).optional(),
+    metadata,
+  },
+  'an object { type, amount, currency, account, … }',
+)
 
-function text(value: unknown, field: string, max = MAX_NAME_LENGTH): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > max) fail(field, `a non-empty string of at most ${max} characters`)
-  return value
-}
-
-function uuid(value: unknown, field: string): string {
-  if (typeof value !== 'string' || !UUID.test(value)) fail(field, 'a UUID such as "3f1c2b9e-8a4d-4c6b-9f0e-1a2b3c4d5e6f"')
-  return value
+/** The checker's first problem as the app's 400, naming the field: `transaction.account.accountId`. */
+function checkpointError({ code, path, message, keys = [], known = [] }: Issue): SallyportError {
+  const field = ['transaction', ...path.map(String)]
+  if (code !== 'unrecognized_keys') return invalidCheckpoint(field.join('.'), message)
+  const where = path.length === 0 ? 'a transaction' : path.join('.')
+  return invalidCheckpoint([...field, keyName(keys[0] ?? '')].join('.'), `no such field (${where} takes ${known.join(', ')})`)
 }
 
 function amountOf(value: unknown, format: AmountFormat): string | number {
@@ -162,56 +166,37 @@ function amountOf(value: unknown, format: AmountFormat): string | number {
         `a positive decimal string such as "100.10" (for integer minor units set the backend's \`amountFormat: 'minor-units'\`)`,
       )
     }
-    if (typeof value === 'number')
+    if (typeof value === 'number') {
       fail('amount', 'a positive decimal string such as "100.10"; numbers are refused because floating point loses cents')
+    }
     fail(
       'amount',
       'a positive decimal string such as "100.10" (digits, then optionally "." and decimals; no sign, exponent or leading zeros)',
     )
   }
-  const minor = 'a positive whole number of minor units (bigint, safe integer or a string of digits) up to 9007199254740991'
-  if (typeof value === 'number') {
-    if (Number.isSafeInteger(value) && value > 0) return value
-    fail('amount', minor)
-  }
   let units: bigint | undefined
-  if (typeof value === 'bigint') units = value
+  if (typeof value === 'number' && Number.isSafeInteger(value)) units = BigInt(value)
+  else if (typeof value === 'bigint') units = value
   else if (typeof value === 'string' && value.length <= 16 && DIGITS.test(value)) units = BigInt(value)
-  if (units === undefined || units <= 0n || units > MAX_SAFE) fail('amount', minor)
+  if (units === undefined || units <= 0n || units > MAX_SAFE) {
+    fail('amount', 'a positive whole number of minor units (bigint, safe integer or a string of digits) up to 9007199254740991')
+  }
   return Number(units)
-}
-
-function daysIn(year: number, month: number): number {
-  return new Date(Date.UTC(year, month, 0)).getUTCDate()
 }
 
 function timestampOf(value: unknown, now: () => Date): string {
   if (value === undefined) return now().toISOString()
-  const accepted = 'an RFC 3339 date-time with a zone, such as "2025-01-31T12:00:00Z" or "2025-01-31T14:00:00+02:00", or a valid Date'
-  if (value instanceof Date) {
-    if (Number.isNaN(value.getTime())) fail('timestamp', accepted)
-    return value.toISOString()
+  if (value instanceof Date && !Number.isNaN(value.getTime())) return value.toISOString()
+  const match = typeof value === 'string' ? RFC3339.exec(value) : null
+  const [year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0, offsetHour = 0, offsetMinute = 0] =
+    match?.slice(1).map((part) => (part === undefined ? 0 : Number(part))) ?? []
+  // Date.UTC(year, month, 0) is the last day of `month`.
+  const lastDay = new Date(Date.UTC(year, month, 0)).getUTCDate()
+  const valid = month >= 1 && month <= 12 && day >= 1 && day <= lastDay && hour <= 23 && minute <= 59 && second <= 59
+  if (match === null || !valid || offsetHour > 23 || offsetMinute > 59) {
+    fail('timestamp', 'an RFC 3339 date-time with a zone, such as "2025-01-31T12:00:00Z" or "2025-01-31T14:00:00+02:00", or a valid Date')
   }
-  if (typeof value !== 'string') fail('timestamp', accepted)
-  const match = RFC3339.exec(value)
-  if (match === null) fail('timestamp', accepted)
-  const [year, month, day, hour, minute, second, offsetHour, offsetMinute] = match
-    .slice(1)
-    .map((part) => (part === undefined ? 0 : Number(part)))
-  const valid =
-    month !== undefined &&
-    month >= 1 &&
-    month <= 12 &&
-    day !== undefined &&
-    day >= 1 &&
-    day <= daysIn(year ?? 0, month) &&
-    (hour ?? 0) <= 23 &&
-    (minute ?? 0) <= 59 &&
-    (second ?? 0) <= 59 &&
-    (offsetHour ?? 0) <= 23 &&
-    (offsetMinute ?? 0) <= 59
-  if (!valid) fail('timestamp', accepted)
-  return value
+  return value as string
 }
 
 /** JSON values only, copied, so nothing the app holds can change (or break) the body later. */
@@ -240,53 +225,13 @@ function metadataOf(value: unknown, field: string): TracerMetadata {
   )
 }
 
-function withMetadata<T extends object>(target: T, source: Record<string, unknown>, field: string): T {
-  if (source.metadata !== undefined) Object.assign(target, { metadata: metadataOf(source.metadata, `${field}.metadata`) })
-  return target
-}
-
-function optionalName<T extends object>(target: T, source: Record<string, unknown>, field: string): T {
-  if (source.name !== undefined) Object.assign(target, { name: text(source.name, `${field}.name`) })
-  return target
-}
-
-function accountOf(value: unknown): TracerAccount {
-  const account = object(value, 'account', ACCOUNT_FIELDS, 'an object { accountId, type, status, metadata? }')
-  const result: TracerAccount = {
-    accountId: uuid(account.accountId, 'account.accountId'),
-    type: text(account.type, 'account.type'),
-    status: text(account.status, 'account.status'),
+/** A checked account, segment, portfolio or merchant, copied without absent fields, its metadata checked. */
+function copyOf<T>(value: Record<string, unknown>, field: string): T {
+  const copy: Record<string, unknown> = {}
+  for (const [key, item] of Object.entries(value)) {
+    if (item !== undefined) copy[key] = key === 'metadata' ? metadataOf(item, `${field}.metadata`) : item
   }
-  return withMetadata(result, account, 'account')
-}
-
-function segmentOf(value: unknown): TracerSegment {
-  const segment = object(value, 'segment', SEGMENT_FIELDS, 'an object { segmentId, name?, metadata? }')
-  const result: TracerSegment = { segmentId: uuid(segment.segmentId, 'segment.segmentId') }
-  return withMetadata(optionalName(result, segment, 'segment'), segment, 'segment')
-}
-
-function portfolioOf(value: unknown): TracerPortfolio {
-  const portfolio = object(value, 'portfolio', PORTFOLIO_FIELDS, 'an object { portfolioId, name?, metadata? }')
-  const result: TracerPortfolio = { portfolioId: uuid(portfolio.portfolioId, 'portfolio.portfolioId') }
-  return withMetadata(optionalName(result, portfolio, 'portfolio'), portfolio, 'portfolio')
-}
-
-function merchantOf(value: unknown): TracerMerchant {
-  const merchant = object(value, 'merchant', MERCHANT_FIELDS, 'an object { merchantId, name, category, country, metadata? }')
-  const { category, country } = merchant
-  if (typeof category !== 'string' || !MERCHANT_CATEGORY.test(category)) {
-    fail('merchant.category', 'a merchant category code of four digits, such as "5411"')
-  }
-  if (typeof country !== 'string' || !COUNTRY.test(country))
-    fail('merchant.country', 'an ISO 3166-1 alpha-2 country code in capitals, such as "US"')
-  const result: TracerMerchant = {
-    merchantId: uuid(merchant.merchantId, 'merchant.merchantId'),
-    name: text(merchant.name, 'merchant.name'),
-    category,
-    country,
-  }
-  return withMetadata(result, merchant, 'merchant')
+  return copy as T
 }
 
 /**
@@ -299,23 +244,21 @@ export function validationRequest(
   amountFormat: AmountFormat,
   now: () => Date = () => new Date(),
 ): ValidationRequest {
-  if (!isPlainObject(transaction)) throw invalidCheckpoint('transaction', 'an object { type, amount, currency, account, … }')
-  const tx = known(transaction, '', FIELDS)
-  if (!TRANSACTION_TYPES.includes(tx.type as TransactionType)) fail('type', `one of ${TRANSACTION_TYPES.join(', ')}`)
-  const amount = amountOf(tx.amount, amountFormat)
-  if (typeof tx.currency !== 'string' || !CURRENCY.test(tx.currency)) fail('currency', 'an ISO 4217 code in capitals, such as "EUR"')
+  const checked = transactionShape.safeParse(transaction)
+  if (!checked.success) throw checkpointError(checked.error.issues[0] as Issue)
+  const tx = checked.data
   const body: ValidationRequest = {
     requestId,
-    transactionType: tx.type as TransactionType,
-    amount,
+    transactionType: tx.type,
+    amount: amountOf(tx.amount, amountFormat),
     currency: tx.currency,
     transactionTimestamp: timestampOf(tx.timestamp, now),
-    account: accountOf(tx.account),
+    account: copyOf<TracerAccount>(tx.account, 'account'),
   }
-  if (tx.subType !== undefined) body.subType = text(tx.subType, 'subType', MAX_SUB_TYPE_LENGTH)
-  if (tx.segment !== undefined) body.segment = segmentOf(tx.segment)
-  if (tx.portfolio !== undefined) body.portfolio = portfolioOf(tx.portfolio)
-  if (tx.merchant !== undefined) body.merchant = merchantOf(tx.merchant)
+  if (tx.subType !== undefined) body.subType = tx.subType
+  if (tx.segment !== undefined) body.segment = copyOf<TracerSegment>(tx.segment, 'segment')
+  if (tx.portfolio !== undefined) body.portfolio = copyOf<TracerPortfolio>(tx.portfolio, 'portfolio')
+  if (tx.merchant !== undefined) body.merchant = copyOf<TracerMerchant>(tx.merchant, 'merchant')
   if (tx.metadata !== undefined) body.metadata = metadataOf(tx.metadata, 'metadata')
   return body
 }

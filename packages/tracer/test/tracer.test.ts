@@ -94,6 +94,10 @@ describe('options', () => {
     ['maxResponseSize', { maxResponseSize: -1 }],
     ['transaction', { transaction: { type: 'CARD' } }],
     ['dispatcher', { dispatcher: 'pool' }],
+    ['connections', { connections: 0 }],
+    ['connections', { connections: 4097 }],
+    ['connections', { connections: 1.5 }],
+    ['connections', { connections: '8' }],
     ['apikey', { apikey: 'k' }],
   ])('refuses a bad %s at construction, naming it', (option, overrides) => {
     const build = () => tracer({ apiKey: 'trc_key', baseUrl: 'https://tracer.internal', ...overrides } as unknown as TracerOptions)
@@ -114,6 +118,10 @@ describe('options', () => {
     const build = () => tracer({ apiKey: 'trc live secret', baseUrl: 'https://tracer.internal' })
     expect(build).toThrow(expect.objectContaining({ code: 'SP_INVALID_OPTION', option: 'apiKey' }))
     expect(build).not.toThrow(/secret/)
+  })
+
+  it('takes connections from 1 to 4096', () => {
+    for (const connections of [1, 4096]) expect(backendFor({ connections }).name).toBe('tracer')
   })
 
   it('refuses credentials in baseUrl, so the key never sits in a URL', () => {

@@ -266,6 +266,9 @@ describe('option validation', () => {
     ['a timeoutMs of 0', 'timeoutMs', { ...good, timeoutMs: 0 }],
     ['a timeoutMs as a string', 'timeoutMs', { ...good, timeoutMs: '400' }],
     ['a maxResponseSize of 0', 'maxResponseSize', { ...good, maxResponseSize: 0 }],
+    ['a connections of 0', 'connections', { ...good, connections: 0 }],
+    ['a connections above 4096', 'connections', { ...good, connections: 4097 }],
+    ['a fractional connections', 'connections', { ...good, connections: 1.5 }],
   ])('throws SP_INVALID_OPTION naming the option for %s', (_label, option, options) => {
     let caught: unknown
     try {
@@ -277,6 +280,10 @@ describe('option validation', () => {
     expect((caught as SallyportError).code).toBe('SP_INVALID_OPTION')
     expect((caught as SallyportError).option).toBe(option)
     expect((caught as SallyportError).message).toContain(option)
+  })
+
+  it('accepts connections from 1 to 4096', () => {
+    for (const connections of [1, 4096]) expect(trustedAccounts({ ...good, connections }).name).toBe('trusted-accounts')
   })
 
   it('refuses an unknown key, naming it', () => {
@@ -299,7 +306,7 @@ describe('option validation', () => {
     ['secretKey is unset', 'secretKey', { publishableKey: 'pk' }, 'TRUSTED_ACCOUNTS_SECRET_KEY'],
     ['secretKey is empty', 'secretKey', { secretKey: '', publishableKey: 'pk' }, 'TRUSTED_ACCOUNTS_SECRET_KEY'],
     ['publishableKey is unset', 'publishableKey', { secretKey: 'sk' }, 'TRUSTED_ACCOUNTS_PUBLISHABLE_KEY'],
-  ])('names the environment variable the README reads when %s, not zod text', (_label, option, options, variable) => {
+  ])('names the environment variable the README reads when %s, not a bare type error', (_label, option, options, variable) => {
     let caught: unknown
     try {
       trustedAccounts(options as unknown as TrustedAccountsOptions)
@@ -322,5 +329,30 @@ describe('option validation', () => {
     expect(caught).toBeInstanceOf(SallyportError)
     expect((caught as SallyportError).code).toBe('SP_INVALID_OPTION')
     expect((caught as SallyportError).message).toContain('you passed the factory; call it: trustedAccounts({...})')
+  })
+})
+
+describe('checkpoints', () => {
+  const keys = { secretKey: 'sk_test', publishableKey: 'pk_test' }
+  function recording(): Logger & { codes: string[] } {
+    const codes: string[] = []
+    return { codes, warn: (object) => void codes.push(String(object.code)), error: () => {} }
+  }
+
+  it('warns once, at the declaration, that a checkpoint on Trusted Accounts alone reaches no backend', async () => {
+    const logger = recording()
+    const gate = createGate({ logger, backend: trustedAccounts(keys) })
+    gate.checkpoint({ event: 'login', email: () => 'a@example.com' })
+    gate.checkpoint({ event: 'signup' })
+    expect(logger.codes.filter((code) => code === 'SP_WARN_CHECKPOINT_UNREAD')).toHaveLength(1)
+    await gate.close()
+  })
+
+  it('says nothing when a backend beside it reads checkpoints', async () => {
+    const logger = recording()
+    const gate = createGate({ logger, backend: [trustedAccounts(keys), { name: 'rules', decide: () => ({ verdict: 'allow' }) }] })
+    gate.checkpoint({ event: 'login', email: () => 'a@example.com' })
+    expect(logger.codes).not.toContain('SP_WARN_CHECKPOINT_UNREAD')
+    await gate.close()
   })
 })

@@ -102,4 +102,4 @@ export { CHECKPOINT_STATUSES, FAILURE_CLASSES, VERDICTS } from './types.js'
  * For backend authors: an HTTP decision service as a backend from its options, its request and
  * its reply mapping (`httpVendor`), and `boundedText` for text copied from a reply.
  */
-export { boundedText, type HttpVendorCall, type HttpVendorSpec, httpVendor } from './vendor.js'
+export { boundedText, type HttpVendorCall, type HttpVendorSpec, httpVendor, vendorOptions } from './vendor.js'

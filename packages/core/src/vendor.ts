@@ -1,4 +1,6 @@
+import type { Dispatcher } from 'undici'
 import { SallyportError } from './errors.js'
+import { shape } from './shape.js'
 import { type HttpReply, parseJson, statusError, Transport, type TransportOptions } from './transport.js'
 import type { BackendVerdict, DecideContext, DecisionBackend, DecisionInput } from './types.js'
 
@@ -155,4 +157,21 @@ export function boundedText(value: unknown, max: number, pattern?: RegExp): stri
   const end = max > 0 && /[\uD800-\uDBFF]/.test(clean.charAt(max - 1)) ? max - 1 : max
   const cut = clean.slice(0, end).trimEnd()
   return cut.length === 0 ? undefined : cut
+}
+
+/**
+ * For backend authors: the options every HTTP vendor takes for its budget and its connections,
+ * checked and described the same way in every package. Spread them into the vendor's own
+ * `shape.strictObject({ …, ...vendorOptions })`, and override one where the service needs other bounds.
+ */
+export const vendorOptions = {
+  timeoutMs: shape.number().int().min(1).max(60_000).describe('an integer number of milliseconds from 1 to 60000').optional(),
+  maxResponseSize: shape.number().int().min(1).describe('a positive integer number of bytes').optional(),
+  dispatcher: shape
+    .custom<Dispatcher>(
+      (value) => typeof (value as { dispatch?: unknown } | null)?.dispatch === 'function',
+      'an undici Dispatcher (Agent, Pool, MockAgent)',
+    )
+    .optional(),
+  connections: shape.number().int().min(1).max(4096).describe('an integer from 1 to 4096').optional(),
 }

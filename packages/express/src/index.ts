@@ -1,21 +1,17 @@
 import { type IncomingHttpHeaders, IncomingMessage, type ServerResponse } from 'node:http'
 import type { TLSSocket } from 'node:tls'
-import {
-  type Action,
-  bodyStreamUnread,
-  type CheckpointSpec,
-  type CompiledCheckpoint,
-  createGate,
-  type Decision,
-  type Gate,
-  type GateOptions,
-  type Outcome,
-  onResponseAbandoned,
-  peerGone,
-  type RequestView,
-  readRequestBody,
-  type TrustFunction,
+import type {
+  Action,
+  CheckpointSpec,
+  CompiledCheckpoint,
+  Decision,
+  Gate,
+  GateOptions,
+  Outcome,
+  RequestView,
+  TrustFunction,
 } from '@sallyport/core'
+import { bodyStreamUnread, createGate, onResponseAbandoned, peerGone, readRequestBody } from '@sallyport/core'
 import type { Request as ExpressRequest } from 'express'
 
 declare global {

@@ -1,4 +1,4 @@
-import { checkOptions, invalidOption, shape, type TransportOptions } from '@sallyport/core'
+import { checkOptions, invalidOption, shape, type TransportOptions, vendorOptions } from '@sallyport/core'
 import type { Dispatcher } from 'undici'
 import { checkTransaction } from './transaction.js'
 
@@ -93,12 +93,7 @@ const optionsShape = shape.strictObject({
   onRecentAbuse: flagVerdict,
   exemptCrawlers: boolean,
   transaction: shape.record(shape.string(), shape.unknown()).describe('an object of transaction variables').optional(),
-  timeoutMs: shape.number().int().min(1).max(60_000).describe('an integer number of milliseconds from 1 to 60000').optional(),
-  maxResponseSize: shape.number().int().min(1).describe('a positive integer number of bytes').optional(),
-  dispatcher: shape
-    .custom<Dispatcher>((value) => typeof value === 'object' && value !== null, 'an undici Dispatcher (Agent, Pool, MockAgent)')
-    .optional(),
-  connections: shape.number().int().min(1).max(4096).describe('an integer from 1 to 4096').optional(),
+  ...vendorOptions,
 })
 
 /** Checks the options once, when the backend is made; a bad one throws naming it, never its value. */

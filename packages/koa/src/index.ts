@@ -1,22 +1,17 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import type { TLSSocket } from 'node:tls'
-import {
-  type Action,
-  bodyStreamUnread,
-  type CheckpointSpec,
-  type CompiledCheckpoint,
-  compileTrust,
-  createGate,
-  type Decision,
-  type Gate,
-  type GateOptions,
-  type Outcome,
-  onResponseAbandoned,
-  peerGone,
-  type RequestView,
-  readRequestBody,
-  type TrustFunction,
+import type {
+  Action,
+  CheckpointSpec,
+  CompiledCheckpoint,
+  Decision,
+  Gate,
+  GateOptions,
+  Outcome,
+  RequestView,
+  TrustFunction,
 } from '@sallyport/core'
+import { bodyStreamUnread, compileTrust, createGate, onResponseAbandoned, peerGone, readRequestBody } from '@sallyport/core'
 import type { Context } from 'koa'
 
 /**

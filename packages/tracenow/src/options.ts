@@ -1,4 +1,4 @@
-import { checkOptions, shape, type TransportOptions } from '@sallyport/core'
+import { checkOptions, shape, type TransportOptions, vendorOptions } from '@sallyport/core'
 import type { Dispatcher } from 'undici'
 
 export interface TraceNowOptions {
@@ -27,8 +27,6 @@ export interface TraceNowOptions {
 
 export const DEFAULT_BASE_URL = 'https://api.tracenow.io'
 
-const isDispatcher = (value: unknown) => typeof value === 'object' && typeof (value as { request?: unknown } | null)?.request === 'function'
-
 const optionsShape = shape.strictObject({
   secretKey: shape
     .string()
@@ -44,10 +42,7 @@ const optionsShape = shape.strictObject({
     })
     .describe('an http(s) URL such as "https://api.tracenow.io", without credentials, query or fragment')
     .optional(),
-  timeoutMs: shape.number().int().min(1).max(60_000).describe('an integer number of milliseconds from 1 to 60000').optional(),
-  maxResponseSize: shape.number().int().min(1).describe('a positive integer number of bytes').optional(),
-  dispatcher: shape.custom<Dispatcher>(isDispatcher, 'an undici Dispatcher (Agent, Pool, MockAgent)').optional(),
-  connections: shape.number().int().min(1).max(4096).describe('an integer from 1 to 4096').optional(),
+  ...vendorOptions,
 })
 
 /** The options, checked once when `tracenow()` is called: a bad one throws `SP_INVALID_OPTION` naming it. */

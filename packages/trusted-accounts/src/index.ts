@@ -1,4 +1,4 @@
-import { boundedText, checkOptions, type DecisionBackend, httpVendor, noClientIp, shape } from '@sallyport/core'
+import { boundedText, checkOptions, type DecisionBackend, httpVendor, noClientIp, shape, vendorOptions } from '@sallyport/core'
 import type { Dispatcher } from 'undici'
 
 export interface TrustedAccountsOptions {
@@ -52,12 +52,7 @@ const optionsShape = shape.strictObject({
   baseUrl: httpUrl.describe('an http(s) URL such as "https://api.trustedaccounts.org"').optional(),
   challengeUrl: httpUrl.describe('an http(s) URL').optional(),
   blockedUrl: httpUrl.describe('an http(s) URL').optional(),
-  timeoutMs: shape.number().int().min(1).max(60_000).describe('an integer number of milliseconds from 1 to 60000').optional(),
-  maxResponseSize: shape.number().int().min(1).describe('a positive integer number of bytes').optional(),
-  dispatcher: shape
-    .custom<Dispatcher>((value) => typeof value === 'object' && value !== null, 'an undici Dispatcher (Agent, Pool, MockAgent)')
-    .optional(),
-  connections: shape.number().int().min(1).max(4096).describe('an integer from 1 to 4096').optional(),
+  ...vendorOptions,
 })
 
 /** The trusted_id a reply's Set-Cookie carries, if any. */

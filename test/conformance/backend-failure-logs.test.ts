@@ -105,7 +105,9 @@ describe(`a backend that cannot be reached says so (${framework})`, () => {
     await pageLoads(site, 2)
     fake.reply({ fault: 'bad-json' })
     await pageLoads(site, 2)
-    expect(site.lines.filter((line) => line.level === 'warn').map((line) => [line.code, line.object.failure])).toEqual([
+    // The site declares a login checkpoint, which Trusted Accounts alone does not read: that warning is another test's.
+    const failures = site.lines.filter((line) => line.level === 'warn' && line.code !== 'SP_WARN_CHECKPOINT_UNREAD')
+    expect(failures.map((line) => [line.code, line.object.failure])).toEqual([
       ['SP_BACKEND_FAILED', 'server'],
       ['SP_WARN_BACKEND_REFUSED', 'client'],
       ['SP_BACKEND_FAILED', 'invalid'],
@@ -116,7 +118,7 @@ describe(`a backend that cannot be reached says so (${framework})`, () => {
     site = await startSite({
       gate: {
         backend: trustedAccounts({ secretKey: fake.secretKey, publishableKey: 'pk_test', baseUrl: fake.url }),
-        warnings: { SP_WARN_BACKEND_REFUSED: false },
+        warnings: { SP_WARN_BACKEND_REFUSED: false, SP_WARN_CHECKPOINT_UNREAD: false },
       },
     })
     fake.reply({ fault: { status: 401 } })

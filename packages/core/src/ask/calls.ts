@@ -220,16 +220,21 @@ export class Ask {
     } catch (error) {
       return this.#failed(backend, deadline, error, ctx)
     }
-    const answered = (reply: unknown): Answer => {
-      try {
-        return { backend, ok: true, reply: checkReply(reply, backend.name) }
-      } catch (error) {
-        return this.#failed(backend, deadline, error)
-      }
+    // Closures only for a call that has to wait: an answer in process costs none.
+    if (typeof (decided as { then?: unknown } | null)?.then !== 'function') return this.#answered(backend, decided, deadline)
+    return Promise.race([decided, deadline.expired]).then(
+      (reply) => this.#answered(backend, reply, deadline),
+      (error: unknown) => this.#failed(backend, deadline, error, ctx),
+    )
+  }
+
+  /** A reply, checked like any untrusted input: a bad shape is an `invalid` failure. */
+  #answered(backend: DecisionBackend, reply: unknown, deadline: Deadline): Answer {
+    try {
+      return { backend, ok: true, reply: checkReply(reply, backend.name) }
+    } catch (error) {
+      return this.#failed(backend, deadline, error)
     }
-    const failed = (error: unknown): Answer => this.#failed(backend, deadline, error, ctx)
-    if (typeof (decided as { then?: unknown } | null)?.then !== 'function') return answered(decided)
-    return Promise.race([decided, deadline.expired]).then(answered, failed)
   }
 
   /** A failed call, classified; the first of its class per backend is logged at warn, with its host and cause. */
